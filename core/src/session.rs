@@ -1,0 +1,168 @@
+//! Sessions known to the whole target: TSIH allocation and session
+//! reinstatement (RFC 7143 §6.3.5). Touched only at login and logout,
+//! never per I/O, so one mutex is enough here.
+//!
+//! A session is keyed by (InitiatorName, ISID, TargetName). A leading login
+//! with TSIH 0 for a key that already has a session reinstates it: the old
+//! session is marked killed, its connection ends its tasks and closes at its
+//! next tick, and the new session gets a fresh TSIH.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::ids::{Isid, Tsih};
+
+/// One open session, as the connection that owns it holds it.
+#[derive(Debug)]
+pub struct SessionLease {
+    /// The TSIH given to the session.
+    pub tsih: Tsih,
+    /// Set when another login reinstated this session (or an admin forced a logout).
+    pub killed: Arc<AtomicBool>,
+}
+
+impl SessionLease {
+    /// Has this session been reinstated or killed?
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    key: (String, Isid, String),
+    killed: Arc<AtomicBool>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next_tsih: u16,
+    by_tsih: HashMap<u16, Entry>,
+}
+
+/// The target-wide session table.
+#[derive(Debug, Default)]
+pub struct Registry {
+    inner: Mutex<Inner>,
+    max_sessions: usize,
+}
+
+/// Why a session could not be opened.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum OpenError {
+    /// The session limit is reached (login status 0x0302 out of resources).
+    TooManySessions,
+}
+
+impl Registry {
+    /// A registry allowing at most `max_sessions` sessions (0 = 65535).
+    pub fn new(max_sessions: usize) -> Self {
+        Registry {
+            inner: Mutex::new(Inner::default()),
+            max_sessions: if max_sessions == 0 { 65_535 } else { max_sessions.min(65_535) },
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A poisoned lock means a panic elsewhere while holding it: the table
+        // itself is always left consistent (single inserts/removes), so go on.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Open a new session for a leading login (TSIH 0). Any existing session
+    /// with the same (initiator, ISID, target) is marked killed: that is
+    /// session reinstatement (RFC 7143 §6.3.5).
+    pub fn open(&self, initiator: &str, isid: Isid, target: &str) -> Result<SessionLease, OpenError> {
+        let key = (initiator.to_ascii_lowercase(), isid, target.to_ascii_lowercase());
+        let mut inner = self.lock();
+        let old: Vec<u16> = inner
+            .by_tsih
+            .iter()
+            .filter(|(_, e)| e.key == key)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in old {
+            if let Some(e) = inner.by_tsih.remove(&t) {
+                e.killed.store(true, Ordering::Release);
+            }
+        }
+        if inner.by_tsih.len() >= self.max_sessions {
+            return Err(OpenError::TooManySessions);
+        }
+        // TSIH 0 is reserved; skip values in use.
+        let mut tsih = inner.next_tsih;
+        loop {
+            tsih = tsih.wrapping_add(1);
+            if tsih != 0 && !inner.by_tsih.contains_key(&tsih) {
+                break;
+            }
+        }
+        inner.next_tsih = tsih;
+        let killed = Arc::new(AtomicBool::new(false));
+        inner.by_tsih.insert(tsih, Entry { key, killed: killed.clone() });
+        Ok(SessionLease { tsih: Tsih(tsih), killed })
+    }
+
+    /// Forget a session (its last connection closed). A lease that was
+    /// already reinstated is not in the table any more; that is fine.
+    pub fn close(&self, lease: &SessionLease) {
+        let mut inner = self.lock();
+        if let Some(e) = inner.by_tsih.get(&lease.tsih.0) {
+            if Arc::ptr_eq(&e.killed, &lease.killed) {
+                inner.by_tsih.remove(&lease.tsih.0);
+            }
+        }
+    }
+
+    /// Does a session with this TSIH exist?
+    pub fn exists(&self, tsih: Tsih) -> bool {
+        self.lock().by_tsih.contains_key(&tsih.0)
+    }
+
+    /// Number of open sessions.
+    pub fn len(&self) -> usize {
+        self.lock().by_tsih.len()
+    }
+
+    /// No sessions open?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Mark every session killed (admin or shutdown).
+    pub fn kill_all(&self) {
+        for e in self.lock().by_tsih.values() {
+            e.killed.store(true, Ordering::Release);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reinstatement_kills_old_session() {
+        let r = Registry::new(0);
+        let a = r.open("iqn.a", Isid(1), "iqn.t").unwrap();
+        let b = r.open("iqn.a", Isid(2), "iqn.t").unwrap();
+        assert_ne!(a.tsih, b.tsih);
+        let a2 = r.open("IQN.A", Isid(1), "iqn.t").unwrap();
+        assert!(a.is_killed());
+        assert!(!b.is_killed());
+        assert!(!a2.is_killed());
+        assert_ne!(a2.tsih, a.tsih);
+        // Closing the reinstated lease does not remove the new one.
+        r.close(&a);
+        assert!(r.exists(a2.tsih));
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn limit_is_enforced() {
+        let r = Registry::new(1);
+        let _a = r.open("iqn.a", Isid(1), "t").unwrap();
+        assert_eq!(r.open("iqn.b", Isid(1), "t").unwrap_err(), OpenError::TooManySessions);
+    }
+}

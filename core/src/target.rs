@@ -1,0 +1,121 @@
+//! The configuration the core serves: targets, their LUNs and portals, and
+//! the limits it negotiates. Built by the daemon, shared read-only as an
+//! `Arc<TargetSet>` snapshot; a change makes a new snapshot.
+
+use crate::scsi::LuInfo;
+
+/// One portal (address:port) and its target portal group tag.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Portal {
+    /// Address as it goes into TargetAddress: `127.0.0.1:3260` or `[::1]:3260`.
+    pub address: String,
+    /// Target portal group tag (RFC 7143 §13.9).
+    pub tpgt: u16,
+}
+
+/// One logical unit of a target.
+#[derive(Clone, Debug)]
+pub struct LuConfig {
+    /// LUN index (0..16383).
+    pub lun: u16,
+    /// Backend index in the daemon's backend table (the shard uses it to route I/O).
+    pub backend: usize,
+    /// What SCSI emulation needs to know.
+    pub info: LuInfo,
+}
+
+/// One iSCSI target.
+#[derive(Clone, Debug)]
+pub struct TargetConfig {
+    /// iSCSI qualified name.
+    pub name: String,
+    /// Optional TargetAlias.
+    pub alias: Option<String>,
+    /// Logical units, sorted by LUN.
+    pub luns: Vec<LuConfig>,
+    /// LUN indices, sorted (for REPORT LUNS).
+    pub lun_indices: Vec<u16>,
+}
+
+impl TargetConfig {
+    /// The LU at `lun`, if configured.
+    pub fn lu(&self, lun: u16) -> Option<&LuConfig> {
+        self.luns
+            .binary_search_by_key(&lun, |l| l.lun)
+            .ok()
+            .map(|i| &self.luns[i])
+    }
+}
+
+/// Limits and timers the target applies to every session.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Limits {
+    /// Commands an initiator may have outstanding (MaxCmdSN - ExpCmdSN + 1). Default 128.
+    pub queue_depth: u32,
+    /// Our MaxRecvDataSegmentLength (declared). Default 262144.
+    pub max_recv_data_segment_len: u32,
+    /// Our MaxBurstLength offer. Default 262144.
+    pub max_burst_len: u32,
+    /// Our FirstBurstLength offer. Default 65536.
+    pub first_burst_len: u32,
+    /// We accept ImmediateData=Yes.
+    pub immediate_data: bool,
+    /// We want InitialR2T=Yes (No lets unsolicited data flow).
+    pub initial_r2t: bool,
+    /// MaxOutstandingR2T offer. Default 1.
+    pub max_outstanding_r2t: u32,
+    /// Largest transfer (EDTL) we accept for one command, bytes. Default 8 MiB.
+    pub max_transfer_len: u32,
+    /// Interval of target NOP-In pings on an idle connection, ms (0 = off). Default 5000.
+    pub nop_interval_ms: u64,
+    /// How long a ping may go unanswered before the connection is dropped, ms. Default 30000.
+    pub nop_timeout_ms: u64,
+    /// Login must reach full feature phase within this, ms. Default 15000.
+    pub login_timeout_ms: u64,
+    /// On shutdown, time to wait for the initiator's logout, ms. Default 2000.
+    pub logout_timeout_ms: u64,
+    /// Allow CRC32C header/data digests when the initiator asks.
+    pub digests_allowed: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            queue_depth: 128,
+            max_recv_data_segment_len: 262_144,
+            max_burst_len: 262_144,
+            first_burst_len: 65_536,
+            immediate_data: true,
+            initial_r2t: false,
+            max_outstanding_r2t: 1,
+            max_transfer_len: 8 << 20,
+            nop_interval_ms: 5_000,
+            nop_timeout_ms: 30_000,
+            login_timeout_ms: 15_000,
+            logout_timeout_ms: 2_000,
+            digests_allowed: true,
+        }
+    }
+}
+
+/// Everything a connection needs to know about the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct TargetSet {
+    /// Targets, by name.
+    pub targets: Vec<TargetConfig>,
+    /// Portals, for SendTargets.
+    pub portals: Vec<Portal>,
+    /// Limits.
+    pub limits: Limits,
+}
+
+impl TargetSet {
+    /// Find a target by name (iSCSI names compare case-insensitively after
+    /// stringprep, RFC 7143 §4.2.7.2; we compare ASCII case-insensitively).
+    pub fn target(&self, name: &str) -> Option<(usize, &TargetConfig)> {
+        self.targets
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.name.eq_ignore_ascii_case(name))
+    }
+}
