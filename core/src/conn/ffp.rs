@@ -1,0 +1,681 @@
+//! Full feature phase (RFC 7143 §4.2, §11): command ordering by CmdSN, SCSI
+//! commands with immediate/unsolicited/solicited data, Data-In, NOP, text,
+//! task management, logout and SNACK at ErrorRecoveryLevel 0.
+
+use super::task::{Phase, R2tState, SENSE_MAX};
+use super::tx::Out;
+use super::{Connection, ConnState, Flow, Held, PendingTmf, TextExchange};
+use crate::ids::{Itt, Ttt};
+use crate::pdu::{
+    Bhs, DataOut, LogoutReason, LogoutRequest, NopOut, Pdu, RejectReason, ScsiCommand, Snack, TextRequest,
+    TextResponse, TmfFunction, TmfRequest, TmfResponseCode,
+};
+use crate::scsi::{self, BackendOp, BackendStatus, CmdContext, Outcome, ScsiStatus, Sense};
+use crate::serial::CmdSn;
+
+/// Largest text request we gather across C-bit PDUs.
+const TEXT_REQUEST_MAX: usize = 64 * 1024;
+/// Largest Data-In buffer an emulated command (INQUIRY, MODE SENSE, ...) gets.
+const EMULATED_BUF_MAX: u32 = 64 * 1024;
+
+/// 05/0E/03 INVALID FIELD IN COMMAND INFORMATION UNIT (SPC-4 Annex D), for
+/// writes whose EDTL is smaller than the CDB's transfer length.
+fn invalid_field_in_ciu() -> Sense {
+    Sense::new(scsi::SenseKey::ILLEGAL_REQUEST, scsi::Asc(0x0e03))
+}
+
+impl Connection {
+    /// Route one decoded full-feature-phase PDU.
+    pub(super) fn handle_ffp(&mut self, bhs: &Bhs, pdu: Pdu, data_at: usize, data_len: usize) -> Flow {
+        let discovery = self.session.as_ref().is_some_and(|s| s.discovery);
+        if discovery
+            && !matches!(pdu, Pdu::TextRequest(_) | Pdu::LogoutRequest(_) | Pdu::NopOut(_))
+        {
+            // RFC 7143 §4.3: a discovery session carries only Text and Logout
+            // (NOP too, for keep-alive). Anything else is a protocol error.
+            self.reject(bhs, RejectReason::PROTOCOL_ERROR);
+            return Flow::Continue;
+        }
+        match pdu {
+            Pdu::DataOut(d) => self.handle_data_out(bhs, d, data_at, data_len),
+            Pdu::Snack(s) => self.handle_snack(bhs, s),
+            Pdu::ScsiCommand(cmd) => self.accept_command(bhs, cmd, data_at, data_len),
+            other => {
+                let (immediate, cmdsn) = match &other {
+                    Pdu::NopOut(p) => (p.immediate, p.cmdsn),
+                    Pdu::TmfRequest(p) => (p.immediate, p.cmdsn),
+                    Pdu::TextRequest(p) => (p.immediate, p.cmdsn),
+                    Pdu::LogoutRequest(p) => (p.immediate, p.cmdsn),
+                    _ => {
+                        self.reject(bhs, RejectReason::PROTOCOL_ERROR);
+                        return Flow::Continue;
+                    }
+                };
+                // A NOP-Out answering our ping (ITT reserved) carries no CmdSN
+                // of its own to advance (RFC 7143 §11.18.1).
+                if let Pdu::NopOut(n) = &other {
+                    if n.itt == Itt::RESERVED {
+                        if self.ping.is_some_and(|(t, _)| t == n.ttt) {
+                            self.ping = None;
+                        }
+                        return Flow::Continue;
+                    }
+                }
+                if immediate {
+                    let data = self.rx[data_at..data_at + data_len].to_vec();
+                    return self.run_pdu(other, data);
+                }
+                match self.order(cmdsn) {
+                    Order::Now => {
+                        let data = self.rx[data_at..data_at + data_len].to_vec();
+                        let f = self.run_pdu(other, data);
+                        self.advance_exp_cmdsn();
+                        f
+                    }
+                    Order::Hold => {
+                        let data = self.rx[data_at..data_at + data_len].to_vec();
+                        self.held.insert(cmdsn.0, Held::Pdu(other, data));
+                        Flow::Continue
+                    }
+                    Order::Ignore => Flow::Continue,
+                }
+            }
+        }
+    }
+
+    /// Where a non-immediate PDU with `cmdsn` stands (RFC 7143 §4.2.2.1).
+    fn order(&mut self, cmdsn: CmdSn) -> Order {
+        if cmdsn == self.exp_cmdsn {
+            self.exp_cmdsn = self.exp_cmdsn.next();
+            return Order::Now;
+        }
+        // Outside [ExpCmdSN, MaxCmdSN]: silently ignored. A duplicate of a
+        // held CmdSN is ignored too.
+        if cmdsn.lt(self.exp_cmdsn) || cmdsn.gt(self.max_cmdsn()) || self.held.contains_key(&cmdsn.0) {
+            return Order::Ignore;
+        }
+        Order::Hold
+    }
+
+    /// Run held PDUs whose CmdSN has come up.
+    fn advance_exp_cmdsn(&mut self) {
+        while let Some(h) = self.held.remove(&self.exp_cmdsn.0) {
+            self.exp_cmdsn = self.exp_cmdsn.next();
+            let flow = match h {
+                Held::Task(slot) => {
+                    self.tasks.held -= 1;
+                    self.execute_task(slot);
+                    Flow::Continue
+                }
+                Held::Pdu(p, data) => self.run_pdu(p, data),
+            };
+            if flow == Flow::Drop {
+                self.close_now();
+                return;
+            }
+        }
+    }
+
+    /// Execute a non-SCSI PDU whose turn has come.
+    fn run_pdu(&mut self, pdu: Pdu, data: Vec<u8>) -> Flow {
+        match pdu {
+            Pdu::NopOut(n) => self.handle_nop_out(n, data),
+            Pdu::TmfRequest(t) => self.handle_tmf(t),
+            Pdu::TextRequest(t) => self.handle_text(t, data),
+            Pdu::LogoutRequest(l) => self.handle_logout(l),
+            _ => Flow::Continue,
+        }
+    }
+
+    fn handle_nop_out(&mut self, n: NopOut, data: Vec<u8>) -> Flow {
+        // RFC 7143 §11.18: answer a ping with the same ITT and its data.
+        let mut data = data;
+        data.truncate(self.op.max_xmit_dsl as usize);
+        self.out.push_back(Out::NopIn { itt: n.itt, ttt: Ttt::RESERVED, data });
+        Flow::Continue
+    }
+
+    fn handle_logout(&mut self, l: LogoutRequest) -> Flow {
+        let cid = self.session.as_ref().map(|s| s.cid);
+        let response = match l.reason {
+            LogoutReason::CLOSE_SESSION => 0,
+            LogoutReason::CLOSE_CONNECTION if Some(l.cid) == cid => 0,
+            // CID not found (RFC 7143 §11.15.1).
+            LogoutReason::CLOSE_CONNECTION => 1,
+            // Connection recovery is not supported at ERL 0.
+            _ => 2,
+        };
+        if response == 0 {
+            // Tasks of the connection end without responses (RFC 7143 §11.14.1 at ERL 0).
+            let slots: Vec<u32> = self.tasks.in_use().map(|(s, _)| s).collect();
+            for s in slots {
+                self.tasks.free(s);
+            }
+            self.out.retain(|o| !matches!(o, Out::Task { .. } | Out::R2t { .. }));
+            self.state = ConnState::LoggingOut;
+        }
+        self.out.push_back(Out::Logout { itt: l.itt, response, close: response == 0 });
+        Flow::Continue
+    }
+
+    fn handle_snack(&mut self, bhs: &Bhs, _s: Snack) -> Flow {
+        // RFC 7143 §11.16: at ErrorRecoveryLevel 0 SNACK is not supported;
+        // the target answers with a Reject "protocol error" (RFC 7143 §11.17.1,
+        // reason 0x04; 0x03 "SNACK reject" is for ERL > 0 targets that cannot
+        // satisfy a valid SNACK).
+        self.reject(bhs, RejectReason::PROTOCOL_ERROR);
+        Flow::Continue
+    }
+
+    fn handle_text(&mut self, t: TextRequest, data: Vec<u8>) -> Flow {
+        let max_seg = self.op.max_xmit_dsl as usize;
+        // Continuation of a long answer: empty request with our TTT.
+        if t.ttt != Ttt::RESERVED {
+            match self.text.as_mut() {
+                Some(x) if x.ttt == t.ttt && x.itt == t.itt && x.answer_off < x.answer.len() => {}
+                _ => {
+                    // RFC 7143 §11.10.4: an unknown TTT is a protocol error.
+                    self.reject_pdu(&Pdu::TextRequest(t), RejectReason::PROTOCOL_ERROR);
+                    return Flow::Continue;
+                }
+            }
+            self.send_text_chunk(t.itt, max_seg);
+            return Flow::Continue;
+        }
+        let ex = self.text.get_or_insert_with(TextExchange::default);
+        if ex.itt != t.itt {
+            *ex = TextExchange { itt: t.itt, ..Default::default() };
+        }
+        if ex.request.len() + data.len() > TEXT_REQUEST_MAX {
+            self.text = None;
+            self.reject_pdu(&Pdu::TextRequest(t), RejectReason::OUT_OF_RESOURCES);
+            return Flow::Continue;
+        }
+        ex.request.extend_from_slice(&data);
+        if t.continue_ {
+            // More request text follows: answer with an empty response (RFC 7143 §11.11.1).
+            let ttt = self.alloc_ttt();
+            if let Some(x) = self.text.as_mut() {
+                x.ttt = ttt;
+            }
+            let resp = TextResponse { final_: false, continue_: false, lun: t.lun, itt: t.itt, ttt, ..Default::default() };
+            self.out.push_back(Out::Text { resp, data: Vec::new() });
+            return Flow::Continue;
+        }
+        let request = self.text.as_mut().map(|x| std::mem::take(&mut x.request)).unwrap_or_default();
+        let answer = self.text_answer(&request);
+        let ttt = self.alloc_ttt();
+        self.text = Some(TextExchange { itt: t.itt, ttt, request: Vec::new(), answer, answer_off: 0 });
+        self.send_text_chunk(t.itt, max_seg);
+        Flow::Continue
+    }
+
+    /// Queue the next chunk of the text answer; C=1 while more remains.
+    fn send_text_chunk(&mut self, itt: Itt, max_seg: usize) {
+        let Some(x) = self.text.as_mut() else { return };
+        let end = (x.answer_off + max_seg).min(x.answer.len());
+        let data = x.answer[x.answer_off..end].to_vec();
+        x.answer_off = end;
+        let more = end < x.answer.len();
+        let resp = TextResponse {
+            final_: !more,
+            continue_: more,
+            itt,
+            // RFC 7143 §11.11.4: TTT is reserved on the final response.
+            ttt: if more { x.ttt } else { Ttt::RESERVED },
+            ..Default::default()
+        };
+        if !more {
+            self.text = None;
+        }
+        self.out.push_back(Out::Text { resp, data });
+    }
+
+    /// Answer the keys of a full-feature Text Request (SendTargets and
+    /// anything else through the negotiation table).
+    fn text_answer(&mut self, request: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let keys = match crate::login::keys::parse_keys(request) {
+            Ok(k) => k,
+            Err(_) => return out,
+        };
+        for (k, v) in &keys {
+            if k == "SendTargets" {
+                let own = self.session.as_ref().and_then(|s| s.target).map(|i| self.targets.targets[i].name.clone());
+                crate::login::sendtargets::send_targets(v, own.as_deref(), &self.targets, |_| true, &mut out);
+            } else {
+                crate::login::keys::push_key(&mut out, k, "NotUnderstood");
+            }
+        }
+        out
+    }
+
+    /// A SCSI Command PDU arrived: create its task, take its immediate data,
+    /// and run it now or when its CmdSN comes up.
+    fn accept_command(&mut self, bhs: &Bhs, cmd: ScsiCommand, data_at: usize, data_len: usize) -> Flow {
+        let lim_xfer = self.targets.limits.max_transfer_len;
+        if !cmd.immediate {
+            if cmd.cmdsn.lt(self.exp_cmdsn) || cmd.cmdsn.gt(self.max_cmdsn()) || self.held.contains_key(&cmd.cmdsn.0) {
+                // RFC 7143 §4.2.2.1: outside the window, silently ignored.
+                return Flow::Continue;
+            }
+        }
+        if self.tasks.itt_in_use(cmd.itt) {
+            // RFC 7143 §11.17.1: ITT of a task still in progress.
+            self.reject(bhs, RejectReason::TASK_IN_PROGRESS);
+            return Flow::Continue;
+        }
+        if data_len > 0 && (!cmd.write || !self.op.immediate_data) {
+            // Immediate data without W, or when ImmediateData=No: protocol error (RFC 7143 §13.11).
+            self.reject(bhs, RejectReason::PROTOCOL_ERROR);
+            return Flow::Drop;
+        }
+        if data_len as u32 > cmd.edtl || data_len as u32 > self.op.first_burst {
+            self.reject(bhs, RejectReason::PROTOCOL_ERROR);
+            return Flow::Drop;
+        }
+        if !cmd.final_ && (self.op.initial_r2t || !cmd.write) {
+            // Unsolicited Data-Out announced although InitialR2T=Yes (RFC 7143 §13.10).
+            self.reject(bhs, RejectReason::PROTOCOL_ERROR);
+            return Flow::Drop;
+        }
+        let Some((slot, gen)) = self.tasks.alloc(cmd.itt, cmd.immediate) else {
+            if cmd.immediate {
+                self.reject(bhs, RejectReason::IMMEDIATE_COMMAND_REJECT);
+            } else {
+                // The window says there is room, so this is our bug if it happens.
+                self.reject(bhs, RejectReason::OUT_OF_RESOURCES);
+            }
+            return Flow::Continue;
+        };
+        let t = self.tasks.get_mut(slot, gen).expect("just allocated");
+        t.lun = cmd.lun;
+        t.cmdsn = cmd.cmdsn;
+        t.attr = cmd.attr;
+        t.cdb = cmd.cdb;
+        t.ext_cdb = cmd.ext_cdb;
+        t.edtl = cmd.edtl;
+        t.read = cmd.read;
+        t.write = cmd.write;
+        t.unsol_pending = !cmd.final_;
+        if cmd.write && cmd.edtl <= lim_xfer {
+            // Room for the whole write; reused across tasks (no allocation
+            // once the slot's buffer has grown to the working size).
+            t.buf.resize(cmd.edtl as usize, 0);
+            t.buf[..data_len].copy_from_slice(&self.rx[data_at..data_at + data_len]);
+            t.received = data_len as u32;
+        } else {
+            t.received = 0;
+        }
+        if cmd.immediate {
+            self.execute_task(slot);
+            return Flow::Continue;
+        }
+        if cmd.cmdsn == self.exp_cmdsn {
+            self.exp_cmdsn = self.exp_cmdsn.next();
+            self.execute_task(slot);
+            self.advance_exp_cmdsn();
+        } else {
+            self.tasks.held += 1;
+            self.held.insert(cmd.cmdsn.0, Held::Task(slot));
+        }
+        Flow::Continue
+    }
+
+    /// Run SCSI emulation for a task whose CmdSN turn has come.
+    pub(super) fn execute_task(&mut self, slot: u32) {
+        let Some(t) = self.tasks.slot_mut(slot) else { return };
+        let gen = t.gen;
+        let lun_index = t.lun.index();
+        let target = self.session.as_ref().and_then(|s| s.target);
+        let Some(target) = target.map(|i| &self.targets.targets[i]) else { return };
+        let lu = lun_index.and_then(|i| target.lu(i));
+        let mut cdb = [0u8; 260];
+        let cdb_len = t.cdb_bytes(&mut cdb);
+        let edtl = t.edtl;
+        let nexus = self.nexus.entry(lun_index.unwrap_or(u16::MAX)).or_default();
+        let ctx = CmdContext {
+            lu: lu.map(|l| &l.info),
+            luns: &target.lun_indices,
+            cdb: &cdb[..cdb_len],
+            edtl,
+            write_bit: t.write,
+            read_bit: t.read,
+        };
+        if edtl > self.targets.limits.max_transfer_len {
+            let sense = Sense::new(scsi::SenseKey::ILLEGAL_REQUEST, scsi::Asc(0x2400));
+            self.finish_with(slot, gen, ScsiStatus::CHECK_CONDITION, Some(sense), 0, 0);
+            return;
+        }
+        // Emulated commands get a bounded buffer; READ/WRITE size it below.
+        let emu_len = if t.read { edtl.min(EMULATED_BUF_MAX) } else { 0 }.max(256);
+        t.buf.resize(t.buf.len().max(emu_len as usize), 0);
+        let outcome = scsi::execute(&ctx, nexus, &mut t.buf[..]);
+        let backend = lu.map_or(0, |l| l.backend);
+        match outcome {
+            Outcome::Done { status, sense, data_len } => {
+                let sent = data_len.min(edtl).min(t.buf.len() as u32);
+                self.finish_with(slot, gen, status, sense, data_len, sent);
+            }
+            Outcome::Io(io) => {
+                t.backend = backend;
+                t.io = Some(io);
+                t.spdtl = if io.op == BackendOp::Flush { 0 } else { io.len };
+                match io.op {
+                    BackendOp::Read => {
+                        t.buf.resize(io.len as usize, 0);
+                        self.submit_io(slot);
+                    }
+                    BackendOp::Flush => self.submit_io(slot),
+                    BackendOp::Write => {
+                        if edtl < io.len {
+                            // SPC-4 / RFC 7143 §11.4.5.1: EDTL shorter than the
+                            // CDB asks for; refuse without writing (libiscsi
+                            // accepts this or a truncated write).
+                            t.need = 0;
+                            self.finish_write_refused(slot, gen);
+                            return;
+                        }
+                        t.need = io.len;
+                        t.phase = Phase::WaitData;
+                        self.write_progress(slot, gen);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Refuse a write (05/0E/03) once its unsolicited data has drained.
+    fn finish_write_refused(&mut self, slot: u32, gen: u32) {
+        let Some(t) = self.tasks.get_mut(slot, gen) else { return };
+        t.spdtl = t.edtl;
+        if t.unsol_pending {
+            t.reply_after_unsol = true;
+            t.phase = Phase::WaitData;
+            t.status = None;
+            return;
+        }
+        self.finish_with(slot, gen, ScsiStatus::CHECK_CONDITION, Some(invalid_field_in_ciu()), 0, 0);
+        if let Some(t) = self.tasks.get_mut(slot, gen) {
+            t.spdtl = t.edtl;
+        }
+    }
+
+    /// Record a final status and queue the response.
+    fn finish_with(&mut self, slot: u32, gen: u32, status: ScsiStatus, sense: Option<Sense>, spdtl: u32, data_in: u32) {
+        let d_sense = false;
+        let Some(t) = self.tasks.get_mut(slot, gen) else { return };
+        t.spdtl = spdtl;
+        t.data_in_len = if t.read { data_in } else { 0 };
+        match sense {
+            Some(s) => {
+                let mut buf = [0u8; SENSE_MAX];
+                let n = if d_sense { s.encode_descriptor(&mut buf) } else { s.encode_fixed(&mut buf) };
+                t.set_status(status, Some((&buf, n)));
+            }
+            None => t.set_status(status, None),
+        }
+        self.tasks.release_window(slot);
+        self.out.push_back(Out::Task { slot, gen });
+    }
+
+    fn submit_io(&mut self, slot: u32) {
+        let Some(t) = self.tasks.slot_mut(slot) else { return };
+        let Some(io) = t.io else { return };
+        t.phase = Phase::Io;
+        t.io_in_flight = true;
+        self.backend_q.push_back(super::BackendRequest {
+            tag: slot,
+            backend: t.backend,
+            op: io.op,
+            offset: io.offset,
+            len: io.len,
+            fua: io.fua,
+        });
+    }
+
+    /// A backend request finished.
+    pub(super) fn backend_done(&mut self, slot: u32, status: BackendStatus) {
+        let Some(t) = self.tasks.slot_mut(slot) else { return };
+        t.io_in_flight = false;
+        let gen = t.gen;
+        if t.aborted {
+            self.tasks.free(slot);
+            self.tmf_progress(slot);
+            return;
+        }
+        let Some(io) = t.io else { return };
+        match scsi::complete_backend(&io, status) {
+            Outcome::Done { status, sense, .. } => {
+                let good = status == ScsiStatus::GOOD;
+                let edtl = t.edtl;
+                let read = io.op == BackendOp::Read;
+                let data_in = if read && good { io.len.min(edtl) } else { 0 };
+                let spdtl = t.spdtl;
+                self.finish_with(slot, gen, status, sense, spdtl, data_in);
+            }
+            Outcome::Io(_) => {}
+        }
+    }
+
+    /// Called when a task's last PDU went out.
+    pub(super) fn task_finished(&mut self, slot: u32, gen: u32) {
+        if self.tasks.get(slot, gen).is_some() {
+            self.tasks.free(slot);
+        }
+    }
+
+    /// Data-Out (RFC 7143 §11.7): check TTT, DataSN and offset, place the data.
+    fn handle_data_out(&mut self, bhs: &Bhs, d: DataOut, data_at: usize, data_len: usize) -> Flow {
+        let Some((slot, gen)) = self.tasks.by_itt(d.itt) else {
+            // Data for a task that already ended (aborted or refused):
+            // discard silently; for a TTT we never issued, reject.
+            if d.ttt != Ttt::RESERVED {
+                self.reject(bhs, RejectReason::PROTOCOL_ERROR);
+            }
+            return Flow::Continue;
+        };
+        let first_burst = self.op.first_burst;
+        let Some(t) = self.tasks.get_mut(slot, gen) else { return Flow::Continue };
+        if !t.write {
+            self.reject(bhs, RejectReason::PROTOCOL_ERROR);
+            return Flow::Continue;
+        }
+        let len = data_len as u32;
+        let off = d.buffer_offset;
+        if d.ttt == Ttt::RESERVED {
+            // Unsolicited data (RFC 7143 §11.7.4): allowed only while the
+            // command's unsolicited burst is open, in order, within FirstBurstLength.
+            if !t.unsol_pending || d.datasn != t.unsol_datasn || off != t.received {
+                return Flow::Drop;
+            }
+            if off.checked_add(len).is_none_or(|end| end > first_burst.min(t.edtl)) {
+                return Flow::Drop;
+            }
+            t.unsol_datasn += 1;
+            let start = off as usize;
+            t.buf[start..start + data_len].copy_from_slice(&self.rx[data_at..data_at + data_len]);
+            t.received += len;
+            if d.final_ {
+                t.unsol_pending = false;
+            }
+        } else {
+            let Some(r) = t.r2ts.iter_mut().find(|r| r.active && r.ttt == d.ttt) else {
+                // RFC 7143 §11.7.4: a TTT that matches no outstanding R2T.
+                self.reject(bhs, RejectReason::PROTOCOL_ERROR);
+                return Flow::Continue;
+            };
+            // DataSN restarts at 0 for each R2T's sequence; offsets run in
+            // order (DataPDUInOrder=Yes). At ERL 0 a gap is not recoverable.
+            if d.datasn != r.datasn || off != r.offset + r.received || r.received + len > r.len {
+                return Flow::Drop;
+            }
+            let start = off as usize;
+            t.buf[start..start + data_len].copy_from_slice(&self.rx[data_at..data_at + data_len]);
+            r.datasn += 1;
+            r.received += len;
+            if d.final_ {
+                if r.received != r.len {
+                    return Flow::Drop;
+                }
+                r.active = false;
+            }
+            t.received = t.received.max(off + len);
+        }
+        if t.phase == Phase::WaitData {
+            if t.reply_after_unsol && !t.unsol_pending {
+                t.reply_after_unsol = false;
+                self.finish_with(slot, gen, ScsiStatus::CHECK_CONDITION, Some(invalid_field_in_ciu()), 0, 0);
+                if let Some(t) = self.tasks.get_mut(slot, gen) {
+                    t.spdtl = t.edtl;
+                }
+            } else if !t.reply_after_unsol {
+                self.write_progress(slot, gen);
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Issue R2Ts for missing write data, or start the backend write when
+    /// everything needed has arrived.
+    fn write_progress(&mut self, slot: u32, gen: u32) {
+        let max_burst = self.op.max_burst;
+        let max_r2t = (self.op.max_outstanding_r2t as usize).clamp(1, super::task::R2T_MAX);
+        let Some(t) = self.tasks.get_mut(slot, gen) else { return };
+        if t.received >= t.need && !t.unsol_pending && !t.r2ts.iter().any(|r| r.active) {
+            if let Some(io) = t.io.as_mut() {
+                io.len = t.need;
+            }
+            self.submit_io(slot);
+            return;
+        }
+        if t.unsol_pending {
+            // R2Ts start after the unsolicited burst (offsets follow it).
+            return;
+        }
+        if t.r2t_next < t.received {
+            t.r2t_next = t.received;
+        }
+        let mut new = Vec::new();
+        while t.r2t_next < t.need {
+            let active = t.r2ts.iter().filter(|r| r.active).count();
+            if active >= max_r2t {
+                break;
+            }
+            let len = (t.need - t.r2t_next).min(max_burst);
+            let Some(r) = t.r2ts.iter_mut().find(|r| !r.active) else { break };
+            let ttt = Ttt(self.next_ttt);
+            self.next_ttt = self.next_ttt.wrapping_add(1).max(1);
+            if self.next_ttt == u32::MAX {
+                self.next_ttt = 1;
+            }
+            *r = R2tState { ttt, offset: t.r2t_next, len, received: 0, datasn: 0, active: true };
+            new.push(Out::R2t { slot, gen, ttt, r2tsn: t.r2tsn, offset: t.r2t_next, len });
+            t.r2tsn += 1;
+            t.datasn += 1;
+            t.r2t_next += len;
+        }
+        self.out.extend(new);
+    }
+
+    /// Task management (RFC 7143 §11.5, SAM-5 §7).
+    fn handle_tmf(&mut self, req: TmfRequest) -> Flow {
+        let lun_ok = |c: &Connection, lun: crate::ids::Lun| {
+            let target = c.session.as_ref().and_then(|s| s.target).map(|i| &c.targets.targets[i]);
+            lun.index().and_then(|i| target.and_then(|t| t.lu(i))).is_some()
+        };
+        let mut close_after = false;
+        let (response, victims): (TmfResponseCode, Vec<u32>) = match req.function {
+            TmfFunction::ABORT_TASK => {
+                match self.tasks.by_itt(req.rtt) {
+                    Some((slot, _)) if self.tasks.slot_mut(slot).is_some_and(|t| t.lun == req.lun) => {
+                        (TmfResponseCode::COMPLETE, vec![slot])
+                    }
+                    Some(_) => (TmfResponseCode::TASK_DOES_NOT_EXIST, vec![]),
+                    None => {
+                        // RFC 7143 §11.5.1: a task never received whose
+                        // RefCmdSN is in the window counts as received and
+                        // done ("Function complete"); otherwise it does not exist.
+                        if req.refcmdsn.le(self.max_cmdsn()) && !req.refcmdsn.lt(self.exp_cmdsn) {
+                            (TmfResponseCode::COMPLETE, vec![])
+                        } else {
+                            (TmfResponseCode::TASK_DOES_NOT_EXIST, vec![])
+                        }
+                    }
+                }
+            }
+            TmfFunction::ABORT_TASK_SET | TmfFunction::CLEAR_TASK_SET | TmfFunction::LOGICAL_UNIT_RESET => {
+                if !lun_ok(self, req.lun) {
+                    (TmfResponseCode::LUN_DOES_NOT_EXIST, vec![])
+                } else {
+                    let v = self
+                        .tasks
+                        .in_use()
+                        .filter(|(_, t)| t.lun == req.lun && t.itt != req.itt && is_older_or_immediate(t, &req))
+                        .map(|(s, _)| s)
+                        .collect();
+                    if req.function == TmfFunction::LOGICAL_UNIT_RESET {
+                        // SAM-5 §6.3.2: the reset raises 29/03 for this nexus.
+                        if let Some(i) = req.lun.index() {
+                            self.nexus.entry(i).or_default().unit_attentions.push(Sense::new(
+                                scsi::SenseKey::UNIT_ATTENTION,
+                                scsi::Asc(0x2903),
+                            ));
+                        }
+                    }
+                    (TmfResponseCode::COMPLETE, v)
+                }
+            }
+            TmfFunction::TARGET_WARM_RESET | TmfFunction::TARGET_COLD_RESET => {
+                let v = self.tasks.in_use().filter(|(_, t)| t.itt != req.itt).map(|(s, _)| s).collect();
+                close_after = req.function == TmfFunction::TARGET_COLD_RESET;
+                (TmfResponseCode::COMPLETE, v)
+            }
+            TmfFunction::CLEAR_ACA => (TmfResponseCode::NOT_SUPPORTED, vec![]),
+            TmfFunction::TASK_REASSIGN => (TmfResponseCode::REASSIGN_NOT_SUPPORTED, vec![]),
+            _ => (TmfResponseCode::REJECTED, vec![]),
+        };
+        let mut waiting = Vec::new();
+        for slot in victims {
+            let in_flight = self.tasks.slot_mut(slot).is_some_and(|t| t.io_in_flight);
+            self.held.retain(|_, h| !matches!(h, Held::Task(s) if *s == slot));
+            self.tasks.free(slot);
+            if in_flight {
+                waiting.push(slot);
+            }
+            self.out.retain(|o| !matches!(o, Out::Task { slot: s, .. } | Out::R2t { slot: s, .. } if *s == slot));
+        }
+        self.tasks.held = self.held.values().filter(|h| matches!(h, Held::Task(_))).count();
+        self.tmfs.push(PendingTmf { itt: req.itt, response, waiting, close_after });
+        self.tmf_progress(u32::MAX);
+        Flow::Continue
+    }
+
+    /// Send TMF responses whose aborted tasks have finished their backend I/O
+    /// (SAM-5 §7.1: the function completes after the tasks are gone).
+    fn tmf_progress(&mut self, done_slot: u32) {
+        for t in &mut self.tmfs {
+            t.waiting.retain(|s| *s != done_slot);
+        }
+        while let Some(pos) = self.tmfs.iter().position(|t| t.waiting.is_empty()) {
+            let t = self.tmfs.remove(pos);
+            self.out.push_back(Out::Tmf { itt: t.itt, response: t.response });
+            if t.close_after {
+                self.out.push_back(Out::CloseAfter);
+            }
+        }
+    }
+}
+
+/// ABORT TASK SET aborts tasks received before the TMF (RFC 7143 §11.5.1 /
+/// SAM-5 §7.3): the ones whose CmdSN precedes the TMF's, and immediate ones.
+fn is_older_or_immediate(t: &super::task::Task, req: &TmfRequest) -> bool {
+    t.immediate || t.cmdsn.lt(req.cmdsn) || req.immediate
+}
+
+/// Where a non-immediate PDU stands against the CmdSN window.
+enum Order {
+    Now,
+    Hold,
+    Ignore,
+}

@@ -1,0 +1,322 @@
+//! Tasks: one per SCSI command, kept in a fixed table of slots that is
+//! allocated once per connection, so the per-I/O path reuses buffers
+//! instead of allocating them.
+//!
+//! ```text
+//!  Arrived ──(CmdSN in order)──► Exec ──► Done ───────────────────► (response queued) ──► free
+//!    │ immediate/unsolicited       │  └─► Io(read) ──► backend ──► Done
+//!    │ data lands here             └─► WaitData(write) ─(all data)─► Io ──► Done
+//!    └─ aborted at any point: no response; freed when no backend I/O is in flight
+//! ```
+
+use std::collections::HashMap;
+
+use crate::ids::{Itt, Lun, Ttt};
+use crate::pdu::TaskAttr;
+use crate::scsi::{IoRequest, ScsiStatus};
+use crate::serial::CmdSn;
+
+/// Largest sense data we send (SPC-4 §4.5.1: 252 bytes).
+pub(super) const SENSE_MAX: usize = 252;
+/// Slots beyond the queue depth for immediate commands.
+pub(super) const IMMEDIATE_SLOTS: usize = 8;
+/// Outstanding R2Ts per task we track (MaxOutstandingR2T is capped to this).
+pub(super) const R2T_MAX: usize = 8;
+
+/// Where a task is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Phase {
+    /// Received, waiting for its CmdSN turn (data may be arriving).
+    Arrived,
+    /// A write waiting for Data-Out.
+    WaitData,
+    /// Backend request queued or in flight.
+    Io,
+    /// Status known; Data-In/response queued.
+    Done,
+}
+
+/// One outstanding R2T.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct R2tState {
+    pub ttt: Ttt,
+    pub offset: u32,
+    pub len: u32,
+    /// Bytes received so far for this R2T.
+    pub received: u32,
+    /// Next expected DataSN within this R2T's sequence.
+    pub datasn: u32,
+    pub active: bool,
+}
+
+/// One SCSI task.
+#[derive(Debug)]
+pub(super) struct Task {
+    pub gen: u32,
+    pub in_use: bool,
+    pub itt: Itt,
+    pub lun: Lun,
+    pub cmdsn: CmdSn,
+    pub immediate: bool,
+    pub attr: TaskAttr,
+    pub cdb: [u8; 16],
+    pub ext_cdb: Option<Box<[u8]>>,
+    pub edtl: u32,
+    pub read: bool,
+    pub write: bool,
+    pub phase: Phase,
+    /// Data buffer: Data-Out lands here, Data-In is sent from here.
+    pub buf: Vec<u8>,
+    /// Bytes of write data received so far, contiguous from offset 0.
+    pub received: u32,
+    /// More unsolicited Data-Out is expected (the command's F bit was 0).
+    pub unsol_pending: bool,
+    /// Next DataSN of the unsolicited sequence.
+    pub unsol_datasn: u32,
+    /// Write bytes the command needs (set at execution).
+    pub need: u32,
+    /// Next offset to request with an R2T.
+    pub r2t_next: u32,
+    pub r2tsn: u32,
+    pub r2ts: [R2tState; R2T_MAX],
+    pub io: Option<IoRequest>,
+    pub backend: usize,
+    pub io_in_flight: bool,
+    /// Bytes the command transfers per SCSI (for residuals).
+    pub spdtl: u32,
+    pub status: Option<ScsiStatus>,
+    pub sense_buf: [u8; SENSE_MAX],
+    pub sense_len: usize,
+    /// Data-In bytes to send from `buf`.
+    pub data_in_len: u32,
+    pub data_in_sent: u32,
+    pub datasn: u32,
+    pub status_sent: bool,
+    pub aborted: bool,
+    /// The write's status must wait until the unsolicited burst ends.
+    pub reply_after_unsol: bool,
+    /// The task still counts against the CmdSN window.
+    pub window_held: bool,
+}
+
+impl Task {
+    fn empty() -> Self {
+        Task {
+            gen: 0,
+            in_use: false,
+            itt: Itt(0),
+            lun: Lun(0),
+            cmdsn: CmdSn(0),
+            immediate: false,
+            attr: TaskAttr::SIMPLE,
+            cdb: [0; 16],
+            ext_cdb: None,
+            edtl: 0,
+            read: false,
+            write: false,
+            phase: Phase::Arrived,
+            buf: Vec::new(),
+            received: 0,
+            unsol_pending: false,
+            unsol_datasn: 0,
+            need: 0,
+            r2t_next: 0,
+            r2tsn: 0,
+            r2ts: [R2tState::default(); R2T_MAX],
+            io: None,
+            backend: 0,
+            io_in_flight: false,
+            spdtl: 0,
+            status: None,
+            sense_buf: [0; SENSE_MAX],
+            sense_len: 0,
+            data_in_len: 0,
+            data_in_sent: 0,
+            datasn: 0,
+            status_sent: false,
+            aborted: false,
+            reply_after_unsol: false,
+            window_held: false,
+        }
+    }
+
+    /// The full CDB (16 bytes plus any extended part).
+    pub fn cdb_bytes(&self, scratch: &mut [u8; 260]) -> usize {
+        scratch[..16].copy_from_slice(&self.cdb);
+        match &self.ext_cdb {
+            Some(ext) => {
+                let n = ext.len().min(260 - 16);
+                scratch[16..16 + n].copy_from_slice(&ext[..n]);
+                16 + n
+            }
+            None => 16,
+        }
+    }
+
+    /// (overflow, underflow, residual) for the response (RFC 7143 §11.4.5).
+    pub fn residual(&self) -> (bool, bool, u32) {
+        use core::cmp::Ordering::*;
+        match self.spdtl.cmp(&self.edtl) {
+            Greater => (true, false, self.spdtl - self.edtl),
+            Less => (false, true, self.edtl - self.spdtl),
+            Equal => (false, false, 0),
+        }
+    }
+
+    /// The bytes of Data-In at `off..off+len`.
+    pub fn data_in_slice(&self, off: u32, len: u32) -> (&[u8], core::ops::Range<usize>) {
+        (&self.buf, off as usize..(off + len) as usize)
+    }
+
+    /// Record the final status and sense.
+    pub fn set_status(&mut self, status: ScsiStatus, sense: Option<(&[u8; SENSE_MAX], usize)>) {
+        self.status = Some(status);
+        self.phase = Phase::Done;
+        match sense {
+            Some((s, n)) => {
+                self.sense_buf = *s;
+                self.sense_len = n.min(SENSE_MAX);
+            }
+            None => self.sense_len = 0,
+        }
+    }
+}
+
+/// The connection's task slots.
+#[derive(Debug)]
+pub(super) struct TaskTable {
+    slots: Vec<Task>,
+    free: Vec<u32>,
+    by_itt: HashMap<u32, u32>,
+    queue_depth: usize,
+    /// Non-immediate tasks accepted and not yet freed.
+    pub ordered_active: usize,
+    /// Non-immediate tasks waiting for their CmdSN turn.
+    pub held: usize,
+}
+
+impl TaskTable {
+    pub fn new(queue_depth: usize) -> Self {
+        // A finished task gives its window credit back as soon as its status
+        // is known, but keeps its slot until the response is on the wire, so
+        // there are twice as many slots as window credits.
+        let n = 2 * queue_depth + IMMEDIATE_SLOTS;
+        TaskTable {
+            slots: (0..n).map(|_| Task::empty()).collect(),
+            free: (0..n as u32).rev().collect(),
+            by_itt: HashMap::with_capacity(n * 2),
+            queue_depth,
+            ordered_active: 0,
+            held: 0,
+        }
+    }
+
+    /// Open window slots: MaxCmdSN = ExpCmdSN - 1 + this (RFC 7143 §4.2.2.1).
+    /// Held tasks are counted back in so that out-of-order arrivals never
+    /// shrink a window the initiator was already given.
+    pub fn free_for_window(&self) -> usize {
+        self.queue_depth.saturating_sub(self.ordered_active) + self.held
+    }
+
+    pub fn by_itt(&self, itt: Itt) -> Option<(u32, u32)> {
+        let slot = *self.by_itt.get(&itt.0)?;
+        Some((slot, self.slots[slot as usize].gen))
+    }
+
+    pub fn itt_in_use(&self, itt: Itt) -> bool {
+        self.by_itt.contains_key(&itt.0)
+    }
+
+    /// Take a free slot for a new task (None: table full).
+    pub fn alloc(&mut self, itt: Itt, immediate: bool) -> Option<(u32, u32)> {
+        if !immediate && self.ordered_active >= self.queue_depth {
+            return None;
+        }
+        let slot = self.free.pop()?;
+        let t = &mut self.slots[slot as usize];
+        let mut buf = std::mem::take(&mut t.buf);
+        buf.clear();
+        let gen = t.gen.wrapping_add(1);
+        *t = Task::empty();
+        t.buf = buf;
+        t.gen = gen;
+        t.in_use = true;
+        t.itt = itt;
+        t.immediate = immediate;
+        t.window_held = !immediate;
+        if !immediate {
+            self.ordered_active += 1;
+        }
+        self.by_itt.insert(itt.0, slot);
+        Some((slot, gen))
+    }
+
+    pub fn get(&self, slot: u32, gen: u32) -> Option<&Task> {
+        self.slots.get(slot as usize).filter(|t| t.in_use && t.gen == gen)
+    }
+
+    pub fn get_mut(&mut self, slot: u32, gen: u32) -> Option<&mut Task> {
+        self.slots.get_mut(slot as usize).filter(|t| t.in_use && t.gen == gen)
+    }
+
+    /// The task in `slot` whatever its generation (backend completions).
+    pub fn slot_mut(&mut self, slot: u32) -> Option<&mut Task> {
+        self.slots.get_mut(slot as usize).filter(|t| t.in_use)
+    }
+
+    /// Release a task. A task with backend I/O in flight is only marked
+    /// aborted; it is freed when the I/O completes.
+    pub fn free(&mut self, slot: u32) {
+        let Some(t) = self.slots.get_mut(slot as usize) else { return };
+        if !t.in_use {
+            return;
+        }
+        if self.by_itt.get(&t.itt.0) == Some(&slot) {
+            self.by_itt.remove(&t.itt.0);
+        }
+        if t.io_in_flight {
+            t.aborted = true;
+            return;
+        }
+        t.in_use = false;
+        t.ext_cdb = None;
+        if t.window_held {
+            t.window_held = false;
+            self.ordered_active -= 1;
+        }
+        self.free.push(slot);
+    }
+
+    /// The task's status is known: its CmdSN window credit goes back now,
+    /// so the MaxCmdSN sent with its own response already counts it free.
+    pub fn release_window(&mut self, slot: u32) {
+        if let Some(t) = self.slots.get_mut(slot as usize) {
+            if t.in_use && t.window_held {
+                t.window_held = false;
+                self.ordered_active -= 1;
+            }
+        }
+    }
+
+    /// Buffer of a backend request (the tag is the slot).
+    pub fn io_buffer(&mut self, tag: u32) -> &mut [u8] {
+        let t = &mut self.slots[tag as usize];
+        assert!(t.in_use && t.io_in_flight, "backend_buffer for a tag with no request");
+        let len = t.io.map_or(0, |io| io.len as usize);
+        &mut t.buf[..len]
+    }
+
+    /// Every slot in use (for TMFs and close).
+    pub fn in_use(&self) -> impl Iterator<Item = (u32, &Task)> {
+        self.slots.iter().enumerate().filter(|(_, t)| t.in_use).map(|(i, t)| (i as u32, t))
+    }
+
+    /// Connection closing: free every task that has no I/O in flight.
+    pub fn abort_all_for_close(&mut self) {
+        let slots: Vec<u32> = self.in_use().map(|(s, _)| s).collect();
+        for s in slots {
+            self.free(s);
+        }
+        self.held = 0;
+    }
+}

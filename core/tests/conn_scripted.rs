@@ -1,0 +1,587 @@
+//! The connection driven by a scripted initiator: login, every
+//! ImmediateData × InitialR2T combination, CmdSN ordering, Data-In
+//! segmentation, task management, NOP, logout, and bad input.
+
+mod harness;
+
+use harness::*;
+use shardtgt_core::conn::ConnState;
+use shardtgt_core::ids::{Isid, Itt, Lun, Ttt, Tsih};
+use shardtgt_core::pdu::*;
+use shardtgt_core::serial::CmdSn;
+use shardtgt_core::target::Limits;
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+#[test]
+fn login_normal_session_declares_tpgt_and_limits() {
+    let mut h = Harness::new(small_limits());
+    let req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, true);
+    let (r, keys) = h.login_pdu(
+        req,
+        &[("InitiatorName", INITIATOR), ("SessionType", "Normal"), ("TargetName", TARGET), ("AuthMethod", "None")],
+    );
+    assert_eq!(r.status, LoginStatus::SUCCESS);
+    assert_eq!(key(&keys, "AuthMethod"), Some("None"));
+    // RFC 7143 §13.9: the target declares its portal group tag in the leading login.
+    assert_eq!(key(&keys, "TargetPortalGroupTag"), Some("1"));
+    let req = h.login_request(Stage::OPERATIONAL, Stage::FULL_FEATURE, true);
+    let (r, keys) = h.login_pdu(req, &[("MaxRecvDataSegmentLength", "4096"), ("ImmediateData", "Yes")]);
+    assert_eq!(r.status, LoginStatus::SUCCESS);
+    assert_ne!(r.tsih, Tsih(0));
+    assert_eq!(key(&keys, "MaxRecvDataSegmentLength"), Some("8192"));
+    assert_eq!(h.conn.state(), ConnState::FullFeature);
+}
+
+#[test]
+fn login_failures_answer_with_status_and_close() {
+    let cases: Vec<(Vec<(&str, &str)>, LoginStatus)> = vec![
+        (vec![("SessionType", "Normal"), ("TargetName", TARGET)], LoginStatus::MISSING_PARAMETER),
+        (vec![("InitiatorName", INITIATOR), ("SessionType", "Normal")], LoginStatus::MISSING_PARAMETER),
+        (vec![("InitiatorName", INITIATOR), ("TargetName", "iqn.2026-11.nope:x")], LoginStatus::NOT_FOUND),
+        (vec![("InitiatorName", INITIATOR), ("TargetName", TARGET), ("AuthMethod", "CHAP")], LoginStatus::AUTH_FAILURE),
+    ];
+    for (keys, want) in cases {
+        let mut h = Harness::new(small_limits());
+        let req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, true);
+        let (r, _) = h.login_pdu(req, &keys);
+        assert_eq!(r.status, want, "keys {keys:?}");
+        assert_eq!(h.conn.state(), ConnState::Closed, "closed after failure for {keys:?}");
+    }
+}
+
+#[test]
+fn login_version_tsih_and_stage_errors() {
+    let mut h = Harness::new(small_limits());
+    let mut req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, true);
+    req.version_min = 1;
+    req.version_max = 1;
+    let (r, _) = h.login_pdu(req, &[("InitiatorName", INITIATOR), ("TargetName", TARGET)]);
+    assert_eq!(r.status, LoginStatus::UNSUPPORTED_VERSION);
+
+    let mut h = Harness::new(small_limits());
+    h.tsih = Tsih(77);
+    let req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, true);
+    let (r, _) = h.login_pdu(req, &[("InitiatorName", INITIATOR), ("TargetName", TARGET)]);
+    assert_eq!(r.status, LoginStatus::SESSION_DOES_NOT_EXIST);
+
+    // Operational stage back to security is not a valid transition.
+    let mut h = Harness::new(small_limits());
+    let req = h.login_request(Stage::OPERATIONAL, Stage::SECURITY, true);
+    let (r, _) = h.login_pdu(req, &[("InitiatorName", INITIATOR), ("TargetName", TARGET)]);
+    assert_eq!(r.status, LoginStatus::INITIATOR_ERROR);
+}
+
+#[test]
+fn login_text_continued_with_c_bit() {
+    let mut h = Harness::new(small_limits());
+    let mut req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, false);
+    req.continue_ = true;
+    // Split "InitiatorName=..." across two PDUs.
+    let all = format!("InitiatorName={INITIATOR}\0TargetName={TARGET}\0AuthMethod=None\0");
+    let (a, b) = all.as_bytes().split_at(10);
+    h.send(&Pdu::LoginRequest(req), a);
+    let got = h.recv();
+    assert_eq!(got.len(), 1);
+    let Pdu::LoginResponse(r) = &got[0].0 else { panic!() };
+    assert_eq!(r.status, LoginStatus::SUCCESS);
+    assert!(!r.transit && got[0].1.is_empty());
+    let req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, true);
+    h.send(&Pdu::LoginRequest(req), b);
+    let got = h.recv();
+    let Pdu::LoginResponse(r) = &got[0].0 else { panic!() };
+    assert_eq!(r.status, LoginStatus::SUCCESS);
+    assert!(r.transit);
+}
+
+#[test]
+fn non_login_pdu_during_login_drops_connection() {
+    let mut h = Harness::new(small_limits());
+    let cmd = h.scsi_cmd(&[0, 0, 0, 0, 0, 0], 0, false, false);
+    h.send(&Pdu::ScsiCommand(cmd), &[]);
+    assert_eq!(h.conn.state(), ConnState::Closed);
+}
+
+#[test]
+fn login_timeout_closes() {
+    let mut h = Harness::new(small_limits());
+    h.advance(14_000);
+    assert_eq!(h.conn.state(), ConnState::Login);
+    h.advance(2_000);
+    assert_eq!(h.conn.state(), ConnState::Closed);
+}
+
+fn write_read_roundtrip(immediate: &str, initial_r2t: &str) {
+    let mut h = Harness::new(small_limits());
+    h.login(&[
+        ("ImmediateData", immediate),
+        ("InitialR2T", initial_r2t),
+        ("MaxRecvDataSegmentLength", "8192"),
+        ("MaxBurstLength", "16384"),
+        ("FirstBurstLength", "8192"),
+    ]);
+    let imm_ok = immediate == "Yes";
+    let unsol_ok = initial_r2t == "No";
+    let data = pattern(40 * 1024, 3);
+    let imm = if imm_ok { 8192 } else { 0 };
+    let unsol = if unsol_ok { 8192 - imm } else { 0 };
+    let (status, pdus) = h.write10(8, &data, imm, unsol);
+    assert_eq!(status, 0);
+    // R2Ts cover exactly what was not sent unsolicited, in MaxBurstLength pieces.
+    let r2ts: Vec<&R2t> = pdus.iter().filter_map(|(p, _)| if let Pdu::R2t(r) = p { Some(r) } else { None }).collect();
+    let solicited: u32 = r2ts.iter().map(|r| r.desired_len).sum();
+    assert_eq!(solicited as usize, data.len() - imm - unsol, "imm={immediate} r2t={initial_r2t}");
+    assert!(r2ts.iter().all(|r| r.desired_len <= 16384));
+    for (i, r) in r2ts.iter().enumerate() {
+        assert_eq!(r.r2tsn, i as u32);
+    }
+    assert_eq!(&h.disk[8 * 512..8 * 512 + data.len()], &data[..]);
+    let (back, status, _) = h.read10(8, (data.len() / 512) as u16);
+    assert_eq!(status, 0);
+    assert_eq!(back, data);
+}
+
+#[test]
+fn immediate_data_and_initial_r2t_combinations() {
+    for imm in ["Yes", "No"] {
+        for r2t in ["Yes", "No"] {
+            write_read_roundtrip(imm, r2t);
+        }
+    }
+}
+
+#[test]
+fn data_in_is_segmented_by_initiator_mrdsl_with_status_in_last() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[("MaxRecvDataSegmentLength", "4096"), ("MaxBurstLength", "16384")]);
+    h.disk[..65536].copy_from_slice(&pattern(65536, 9));
+    let (data, status, pdus) = h.read10(0, 128);
+    assert_eq!(status, 0);
+    assert_eq!(data, &h.disk[..65536]);
+    let dins: Vec<&DataIn> = pdus.iter().filter_map(|(p, _)| if let Pdu::DataIn(d) = p { Some(d) } else { None }).collect();
+    assert_eq!(dins.len(), 16);
+    for (i, d) in dins.iter().enumerate() {
+        assert_eq!(d.datasn, i as u32);
+        assert_eq!(d.buffer_offset, i as u32 * 4096);
+        assert_eq!(d.has_status, i == 15);
+        // F closes every MaxBurstLength (16 KiB) sequence.
+        assert_eq!(d.final_, (i + 1) % 4 == 0);
+    }
+    assert!(!pdus.iter().any(|(p, _)| matches!(p, Pdu::ScsiResponse(_))));
+}
+
+#[test]
+fn read_residual_overflow_and_underflow() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[]);
+    // READ(10) of 2 blocks with EDTL of 1 block: overflow, one block sent.
+    let mut cdb = [0u8; 10];
+    cdb[0] = 0x28;
+    cdb[8] = 2;
+    let cmd = h.scsi_cmd(&cdb, 512, true, false);
+    h.send(&Pdu::ScsiCommand(cmd), &[]);
+    let pdus = h.recv();
+    let din: Vec<_> = pdus.iter().filter_map(|(p, d)| if let Pdu::DataIn(x) = p { Some((x, d)) } else { None }).collect();
+    assert_eq!(din.iter().map(|(_, d)| d.len()).sum::<usize>(), 512);
+    let last = din.last().unwrap().0;
+    assert!(last.has_status && last.overflow && !last.underflow);
+    assert_eq!(last.residual, 512);
+    // EDTL larger than the transfer: underflow.
+    let cmd = h.scsi_cmd(&cdb, 4096, true, false);
+    h.send(&Pdu::ScsiCommand(cmd), &[]);
+    let pdus = h.recv();
+    let last = pdus.iter().rev().find_map(|(p, _)| if let Pdu::DataIn(x) = p { Some(x.clone()) } else { None }).unwrap();
+    assert!(last.underflow && last.has_status);
+    assert_eq!(last.residual, 4096 - 1024);
+}
+
+#[test]
+fn write_with_edtl_short_of_cdb_is_refused_without_writing() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[("ImmediateData", "Yes")]);
+    let mut cdb = [0u8; 10];
+    cdb[0] = 0x2a;
+    cdb[8] = 2; // two blocks
+    let cmd = h.scsi_cmd(&cdb, 512, false, true);
+    h.send(&Pdu::ScsiCommand(cmd), &[0xee; 512]);
+    let pdus = h.recv();
+    let Some((Pdu::ScsiResponse(r), sense)) = pdus.iter().find(|(p, _)| matches!(p, Pdu::ScsiResponse(_))) else {
+        panic!("{pdus:?}")
+    };
+    assert_eq!(r.status, 0x02);
+    // SenseLength, then fixed sense: key 5, ASC/ASCQ 0E/03.
+    assert_eq!(sense[2 + 2] & 0x0f, 0x05);
+    assert_eq!((sense[2 + 12], sense[2 + 13]), (0x0e, 0x03));
+    assert!(h.disk[..1024].iter().all(|b| *b == 0));
+}
+
+#[test]
+fn cmdsn_gap_is_held_until_filled_and_out_of_window_ignored() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[]);
+    let tur = [0u8; 6];
+    let first = h.scsi_cmd(&tur, 0, false, false);
+    let second = h.scsi_cmd(&tur, 0, false, false);
+    h.send(&Pdu::ScsiCommand(second.clone()), &[]);
+    assert!(h.recv().is_empty(), "CmdSN ahead of ExpCmdSN must wait");
+    h.send(&Pdu::ScsiCommand(first.clone()), &[]);
+    let got = h.recv();
+    let itts: Vec<Itt> = got.iter().filter_map(|(p, _)| if let Pdu::ScsiResponse(r) = p { Some(r.itt) } else { None }).collect();
+    assert_eq!(itts, vec![first.itt, second.itt]);
+    let Pdu::ScsiResponse(last) = &got.last().unwrap().0 else { panic!() };
+    assert_eq!(last.expcmdsn, h.cmdsn);
+    // Above MaxCmdSN: silently ignored (RFC 7143 §4.2.2.1).
+    let mut far = h.scsi_cmd(&tur, 0, false, false);
+    far.cmdsn = last.maxcmdsn.next();
+    h.send(&Pdu::ScsiCommand(far), &[]);
+    assert!(h.recv().is_empty());
+    // Below ExpCmdSN: ignored too.
+    let mut old = h.scsi_cmd(&tur, 0, false, false);
+    old.cmdsn = CmdSn(1);
+    h.send(&Pdu::ScsiCommand(old), &[]);
+    assert!(h.recv().is_empty());
+}
+
+#[test]
+fn window_is_queue_depth() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[]);
+    let tur = [0u8; 6];
+    let c = h.scsi_cmd(&tur, 0, false, false);
+    h.send(&Pdu::ScsiCommand(c), &[]);
+    let got = h.recv();
+    let Pdu::ScsiResponse(r) = &got[0].0 else { panic!() };
+    assert_eq!(r.maxcmdsn.distance_from(r.expcmdsn) + 1, 8);
+}
+
+#[test]
+fn nop_out_ping_is_echoed_and_target_pings_idle_connection() {
+    let mut limits = small_limits();
+    limits.nop_interval_ms = 1000;
+    limits.nop_timeout_ms = 3000;
+    let mut h = Harness::new(limits);
+    h.login(&[]);
+    let itt = h.next_itt();
+    let nop = NopOut { immediate: true, lun: Lun(0), itt, ttt: Ttt::RESERVED, cmdsn: h.cmdsn, expstatsn: h.statsn };
+    h.send(&Pdu::NopOut(nop), b"ping");
+    let got = h.recv();
+    let (Pdu::NopIn(n), d) = &got[0] else { panic!("{got:?}") };
+    assert_eq!(n.itt, itt);
+    assert_eq!(d, b"ping");
+    // Idle: the target pings, we answer, it stays up.
+    h.advance(1001);
+    let got = h.recv();
+    let (Pdu::NopIn(p), _) = &got[0] else { panic!("{got:?}") };
+    assert_eq!(p.itt, Itt::RESERVED);
+    assert_ne!(p.ttt, Ttt::RESERVED);
+    let answer = NopOut { immediate: true, lun: Lun(0), itt: Itt::RESERVED, ttt: p.ttt, cmdsn: h.cmdsn, expstatsn: h.statsn };
+    h.send(&Pdu::NopOut(answer), &[]);
+    h.advance(2500);
+    assert_ne!(h.conn.state(), ConnState::Closed);
+    // Ping unanswered: dropped after the timeout.
+    let _ = h.recv();
+    h.advance(1000);
+    let _ = h.recv();
+    h.advance(3001);
+    assert_eq!(h.conn.state(), ConnState::Closed);
+}
+
+#[test]
+fn logout_closes_after_response() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[]);
+    let itt = h.next_itt();
+    let req = LogoutRequest { immediate: true, reason: LogoutReason::CLOSE_SESSION, itt, cid: shardtgt_core::ids::Cid(1), cmdsn: h.cmdsn, expstatsn: h.statsn };
+    h.send(&Pdu::LogoutRequest(req), &[]);
+    let got = h.recv();
+    let (Pdu::LogoutResponse(r), _) = &got[0] else { panic!() };
+    assert_eq!((r.itt, r.response), (itt, 0));
+    assert_eq!(h.conn.state(), ConnState::Closed);
+    assert!(h.registry.is_empty());
+}
+
+#[test]
+fn logout_of_unknown_cid_is_refused() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[]);
+    let itt = h.next_itt();
+    let req = LogoutRequest { immediate: true, reason: LogoutReason::CLOSE_CONNECTION, itt, cid: shardtgt_core::ids::Cid(9), cmdsn: h.cmdsn, expstatsn: h.statsn };
+    h.send(&Pdu::LogoutRequest(req), &[]);
+    let got = h.recv();
+    let (Pdu::LogoutResponse(r), _) = &got[0] else { panic!() };
+    assert_eq!(r.response, 1);
+    assert_eq!(h.conn.state(), ConnState::FullFeature);
+}
+
+fn tmf(h: &mut Harness, function: TmfFunction, rtt: Itt, refcmdsn: CmdSn) -> TmfResponse {
+    let itt = h.next_itt();
+    let req = TmfRequest { immediate: true, function, lun: Lun::from_index(0), itt, rtt, cmdsn: h.cmdsn, expstatsn: h.statsn, refcmdsn, expdatasn: 0 };
+    h.send(&Pdu::TmfRequest(req), &[]);
+    let got = h.recv();
+    got.into_iter()
+        .find_map(|(p, _)| if let Pdu::TmfResponse(r) = p { Some(r) } else { None })
+        .expect("TMF response")
+}
+
+/// Start a write that waits for R2T data, so it stays outstanding.
+fn pending_write(h: &mut Harness) -> ScsiCommand {
+    let mut cdb = [0u8; 10];
+    cdb[0] = 0x2a;
+    cdb[8] = 16;
+    let cmd = h.scsi_cmd(&cdb, 16 * 512, false, true);
+    h.send(&Pdu::ScsiCommand(cmd.clone()), &[]);
+    let got = h.recv();
+    assert!(got.iter().any(|(p, _)| matches!(p, Pdu::R2t(_))), "{got:?}");
+    cmd
+}
+
+#[test]
+fn tmf_abort_task_and_sets() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[("ImmediateData", "No")]);
+    let w = pending_write(&mut h);
+    let r = tmf(&mut h, TmfFunction::ABORT_TASK, w.itt, w.cmdsn);
+    assert_eq!(r.response, TmfResponseCode::COMPLETE);
+    // The aborted task never answers, and its data is now discarded.
+    let d = DataOut { final_: true, lun: Lun::from_index(0), itt: w.itt, ttt: Ttt::RESERVED, expstatsn: h.statsn, datasn: 0, buffer_offset: 0 };
+    h.send(&Pdu::DataOut(d), &[0; 512]);
+    assert!(h.recv().iter().all(|(p, _)| !matches!(p, Pdu::ScsiResponse(_))));
+    // A task that does not exist, with RefCmdSN already past.
+    let r = tmf(&mut h, TmfFunction::ABORT_TASK, Itt(0xdead), CmdSn(0));
+    assert_eq!(r.response, TmfResponseCode::TASK_DOES_NOT_EXIST);
+    for f in [TmfFunction::ABORT_TASK_SET, TmfFunction::CLEAR_TASK_SET, TmfFunction::TARGET_WARM_RESET, TmfFunction::LOGICAL_UNIT_RESET] {
+        let _w = pending_write(&mut h);
+        let r = { let c = h.cmdsn; tmf(&mut h, f, Itt::RESERVED, c) };
+        assert_eq!(r.response, TmfResponseCode::COMPLETE, "{f:?}");
+        assert_eq!(h.conn.state(), ConnState::FullFeature);
+    }
+    // After LU reset: unit attention 29/03 once, then GOOD.
+    let tur = h.scsi_cmd(&[0u8; 6], 0, false, false);
+    h.send(&Pdu::ScsiCommand(tur), &[]);
+    let got = h.recv();
+    let (Pdu::ScsiResponse(r), _) = &got[0] else { panic!() };
+    assert_eq!(r.status, 0x02);
+    let tur = h.scsi_cmd(&[0u8; 6], 0, false, false);
+    h.send(&Pdu::ScsiCommand(tur), &[]);
+    let got = h.recv();
+    let (Pdu::ScsiResponse(r), _) = &got[0] else { panic!() };
+    assert_eq!(r.status, 0x00);
+    assert_eq!({ let c = h.cmdsn; tmf(&mut h, TmfFunction::CLEAR_ACA, Itt::RESERVED, c) }.response, TmfResponseCode::NOT_SUPPORTED);
+    assert_eq!({ let c = h.cmdsn; tmf(&mut h, TmfFunction::TASK_REASSIGN, Itt(1), c) }.response, TmfResponseCode::REASSIGN_NOT_SUPPORTED);
+    assert_eq!({ let c = h.cmdsn; tmf(&mut h, TmfFunction(0x33), Itt(1), c) }.response, TmfResponseCode::REJECTED);
+    // Cold reset answers, then closes.
+    let r = { let c = h.cmdsn; tmf(&mut h, TmfFunction::TARGET_COLD_RESET, Itt::RESERVED, c) };
+    assert_eq!(r.response, TmfResponseCode::COMPLETE);
+    assert_eq!(h.conn.state(), ConnState::Closed);
+}
+
+#[test]
+fn tmf_on_unknown_lun() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[]);
+    let itt = h.next_itt();
+    let req = TmfRequest { immediate: true, function: TmfFunction::LOGICAL_UNIT_RESET, lun: Lun::from_index(5), itt, rtt: Itt::RESERVED, cmdsn: h.cmdsn, expstatsn: h.statsn, refcmdsn: h.cmdsn, expdatasn: 0 };
+    h.send(&Pdu::TmfRequest(req), &[]);
+    let got = h.recv();
+    let (Pdu::TmfResponse(r), _) = &got[0] else { panic!() };
+    assert_eq!(r.response, TmfResponseCode::LUN_DOES_NOT_EXIST);
+}
+
+#[test]
+fn unknown_opcode_is_rejected_and_connection_survives() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[]);
+    let mut raw = [0u8; 48];
+    raw[0] = 0x1c; // not an initiator opcode
+    raw[16..20].copy_from_slice(&0x55u32.to_be_bytes());
+    h.send_raw(&raw);
+    let got = h.recv();
+    let (Pdu::Reject(r), d) = &got[0] else { panic!("{got:?}") };
+    assert_eq!(r.reason, RejectReason::COMMAND_NOT_SUPPORTED);
+    assert_eq!(&d[..], &raw[..]);
+    let (_, status, _) = h.read10(0, 1);
+    assert_eq!(status, 0);
+}
+
+#[test]
+fn snack_at_erl0_is_rejected() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[]);
+    let s = Snack { snack_type: 1, lun: Lun(0), itt: Itt::RESERVED, ttt: Ttt::RESERVED, expstatsn: h.statsn, begrun: 0, runlength: 0 };
+    h.send(&Pdu::Snack(s), &[]);
+    let got = h.recv();
+    let (Pdu::Reject(r), _) = &got[0] else { panic!("{got:?}") };
+    assert_eq!(r.reason, RejectReason::PROTOCOL_ERROR);
+}
+
+#[test]
+fn data_segment_longer_than_negotiated_drops() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[]);
+    let itt = h.next_itt();
+    let nop = NopOut { immediate: true, lun: Lun(0), itt, ttt: Ttt::RESERVED, cmdsn: h.cmdsn, expstatsn: h.statsn };
+    h.chunk = 1 << 20;
+    h.send(&Pdu::NopOut(nop), &vec![0u8; 8193]);
+    assert_eq!(h.conn.state(), ConnState::Closed);
+}
+
+#[test]
+fn bad_datasn_drops_at_erl0() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[("ImmediateData", "No")]);
+    let w = pending_write(&mut h);
+    // Data-Out for the R2T with DataSN 27.
+    let d = DataOut { final_: true, lun: Lun::from_index(0), itt: w.itt, ttt: Ttt(1), expstatsn: h.statsn, datasn: 27, buffer_offset: 0 };
+    h.send(&Pdu::DataOut(d), &[0; 512]);
+    assert_eq!(h.conn.state(), ConnState::Closed);
+}
+
+#[test]
+fn data_out_for_unknown_ttt_is_rejected() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[("ImmediateData", "No")]);
+    let w = pending_write(&mut h);
+    let d = DataOut { final_: true, lun: Lun::from_index(0), itt: w.itt, ttt: Ttt(0x7777), expstatsn: h.statsn, datasn: 0, buffer_offset: 0 };
+    h.send(&Pdu::DataOut(d), &[0; 512]);
+    let got = h.recv();
+    assert!(matches!(&got[0].0, Pdu::Reject(r) if r.reason == RejectReason::PROTOCOL_ERROR), "{got:?}");
+}
+
+#[test]
+fn header_digest_error_drops_and_digests_work() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[("HeaderDigest", "CRC32C"), ("DataDigest", "CRC32C")]);
+    h.digests = shardtgt_core::pdu::frame::DigestMode { header: true, data: true };
+    h.disk[..512].copy_from_slice(&pattern(512, 1));
+    let (data, status, _) = h.read10(0, 1);
+    assert_eq!(status, 0);
+    assert_eq!(data, &h.disk[..512]);
+    let (status, _) = h.write10(4, &pattern(2048, 5), 0, 0);
+    assert_eq!(status, 0);
+    // Corrupt the header digest of a TEST UNIT READY.
+    let cmd = h.scsi_cmd(&[0u8; 6], 0, false, false);
+    let mut bytes = Vec::new();
+    shardtgt_core::pdu::frame::encode_pdu(&Pdu::ScsiCommand(cmd), &[], h.digests, &mut bytes);
+    bytes[48] ^= 1;
+    h.send_raw(&bytes);
+    assert_eq!(h.conn.state(), ConnState::Closed);
+}
+
+#[test]
+fn discovery_session_sendtargets_and_no_scsi() {
+    let mut h = Harness::new(small_limits());
+    let req = h.login_request(Stage::SECURITY, Stage::FULL_FEATURE, true);
+    let (r, _) = h.login_pdu(req, &[("InitiatorName", INITIATOR), ("SessionType", "Discovery"), ("AuthMethod", "None")]);
+    assert_eq!(r.status, LoginStatus::SUCCESS);
+    let itt = h.next_itt();
+    let t = TextRequest { immediate: true, final_: true, continue_: false, lun: Lun(0), itt, ttt: Ttt::RESERVED, cmdsn: h.cmdsn, expstatsn: h.statsn };
+    h.send(&Pdu::TextRequest(t), b"SendTargets=All\0");
+    let got = h.recv();
+    let (Pdu::TextResponse(r), d) = &got[0] else { panic!("{got:?}") };
+    assert!(r.final_);
+    let kv = parse_kv(d);
+    assert_eq!(key(&kv, "TargetName"), Some(TARGET));
+    assert_eq!(key(&kv, "TargetAddress"), Some("127.0.0.1:3260,1"));
+    let cmd = h.scsi_cmd(&[0u8; 6], 0, false, false);
+    h.send(&Pdu::ScsiCommand(cmd), &[]);
+    let got = h.recv();
+    assert!(matches!(&got[0].0, Pdu::Reject(r) if r.reason == RejectReason::PROTOCOL_ERROR), "{got:?}");
+    assert_eq!(h.conn.state(), ConnState::FullFeature);
+}
+
+#[test]
+fn long_text_answer_is_continued() {
+    let mut limits = small_limits();
+    limits.max_recv_data_segment_len = 8192;
+    let mut set = (*target_set(limits)).clone();
+    for i in 0..200 {
+        let mut t = set.targets[0].clone();
+        t.name = format!("iqn.2026-11.io.shardtgt:many-targets-{i:04}");
+        set.targets.push(t);
+    }
+    let reg = std::sync::Arc::new(shardtgt_core::session::Registry::new(0));
+    let mut h = Harness::with_registry(small_limits(), reg.clone());
+    h.conn = shardtgt_core::conn::Connection::new(std::sync::Arc::new(set), reg, shardtgt_core::conn::ConnInfo { peer: "t".into(), tpgt: 1 }, 0);
+    let req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, true);
+    let (r, _) = h.login_pdu(req, &[("InitiatorName", INITIATOR), ("SessionType", "Discovery"), ("AuthMethod", "None")]);
+    assert_eq!(r.status, LoginStatus::SUCCESS);
+    let req = h.login_request(Stage::OPERATIONAL, Stage::FULL_FEATURE, true);
+    let (r, _) = h.login_pdu(req, &[("MaxRecvDataSegmentLength", "1024")]);
+    assert_eq!(r.status, LoginStatus::SUCCESS);
+    let itt = h.next_itt();
+    let mut t = TextRequest { immediate: true, final_: true, continue_: false, lun: Lun(0), itt, ttt: Ttt::RESERVED, cmdsn: h.cmdsn, expstatsn: h.statsn };
+    h.send(&Pdu::TextRequest(t.clone()), b"SendTargets=All\0");
+    let mut all = Vec::new();
+    for _ in 0..100 {
+        let got = h.recv();
+        let (Pdu::TextResponse(r), d) = &got[0] else { panic!("{got:?}") };
+        assert!(d.len() <= 1024);
+        all.extend_from_slice(d);
+        if r.final_ {
+            break;
+        }
+        assert!(r.continue_);
+        t.ttt = r.ttt;
+        h.send(&Pdu::TextRequest(t.clone()), &[]);
+    }
+    let kv = parse_kv(&all);
+    assert_eq!(kv.iter().filter(|(k, _)| k == "TargetName").count(), 201);
+}
+
+#[test]
+fn session_reinstatement_closes_old_connection() {
+    let reg = std::sync::Arc::new(shardtgt_core::session::Registry::new(0));
+    let mut a = Harness::with_registry(small_limits(), reg.clone());
+    a.login(&[]);
+    let mut b = Harness::with_registry(small_limits(), reg.clone());
+    b.login(&[]);
+    assert_eq!(reg.len(), 1);
+    a.advance(100);
+    assert_eq!(a.conn.state(), ConnState::Closed);
+    assert_eq!(b.conn.state(), ConnState::FullFeature);
+    // A different ISID is a different session.
+    let mut c = Harness::with_registry(small_limits(), reg.clone());
+    c.isid = Isid(0x8000_0000_0002);
+    c.login(&[]);
+    b.advance(100);
+    assert_eq!(b.conn.state(), ConnState::FullFeature);
+    assert_eq!(reg.len(), 2);
+}
+
+#[test]
+fn shutdown_sends_async_logout_then_closes() {
+    let mut h = Harness::new(Limits { logout_timeout_ms: 500, ..small_limits() });
+    h.login(&[]);
+    h.conn.shutdown(h.now);
+    let got = h.recv();
+    let (Pdu::AsyncMessage(m), _) = &got[0] else { panic!("{got:?}") };
+    assert_eq!(m.event, 1);
+    h.advance(501);
+    assert_eq!(h.conn.state(), ConnState::Closed);
+}
+
+#[test]
+fn backend_errors_map_to_sense() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[]);
+    h.backend_fail = Some(shardtgt_core::scsi::BackendStatus::MediumError);
+    let (data, status, pdus) = h.read10(0, 1);
+    assert_eq!(status, 0x02);
+    assert!(data.is_empty());
+    let (_, sense) = pdus.iter().find(|(p, _)| matches!(p, Pdu::ScsiResponse(_))).unwrap();
+    assert_eq!((sense[2 + 2] & 0xf, sense[2 + 12], sense[2 + 13]), (0x03, 0x11, 0x00));
+}
+
+#[test]
+fn scsi_command_reusing_active_itt_is_rejected() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[("ImmediateData", "No")]);
+    let w = pending_write(&mut h);
+    let mut dup = h.scsi_cmd(&[0u8; 6], 0, false, false);
+    dup.itt = w.itt;
+    h.send(&Pdu::ScsiCommand(dup), &[]);
+    let got = h.recv();
+    assert!(matches!(&got[0].0, Pdu::Reject(r) if r.reason == RejectReason::TASK_IN_PROGRESS), "{got:?}");
+}
