@@ -16,7 +16,7 @@ macro_rules! serial_type {
             }
             /// `self + n` (wrapping).
             #[must_use]
-            pub fn add(self, n: u32) -> Self {
+            pub fn plus(self, n: u32) -> Self {
                 Self(self.0.wrapping_add(n))
             }
             /// RFC 1982 "less than": `self` precedes `other`.

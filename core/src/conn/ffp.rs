@@ -254,11 +254,11 @@ impl Connection {
     /// and run it now or when its CmdSN comes up.
     fn accept_command(&mut self, bhs: &Bhs, cmd: ScsiCommand, data_at: usize, data_len: usize) -> Flow {
         let lim_xfer = self.targets.limits.max_transfer_len;
-        if !cmd.immediate {
-            if cmd.cmdsn.lt(self.exp_cmdsn) || cmd.cmdsn.gt(self.max_cmdsn()) || self.held.contains_key(&cmd.cmdsn.0) {
-                // RFC 7143 §4.2.2.1: outside the window, silently ignored.
-                return Flow::Continue;
-            }
+        if !cmd.immediate
+            && (cmd.cmdsn.lt(self.exp_cmdsn) || cmd.cmdsn.gt(self.max_cmdsn()) || self.held.contains_key(&cmd.cmdsn.0))
+        {
+            // RFC 7143 §4.2.2.1: outside the window, silently ignored.
+            return Flow::Continue;
         }
         if self.tasks.itt_in_use(cmd.itt) {
             // RFC 7143 §11.17.1: ITT of a task still in progress.

@@ -408,7 +408,7 @@ impl Connection {
         match self.state {
             ConnState::FullFeature => {
                 let wait = self.targets.limits.logout_timeout_ms;
-                self.out.push_back(Out::AsyncLogout { wait_s: ((wait + 999) / 1000) as u16 });
+                self.out.push_back(Out::AsyncLogout { wait_s: wait.div_ceil(1000) as u16 });
                 self.logout_deadline_ms = Some(now_ms + wait);
             }
             ConnState::Login => self.close_now(),
@@ -488,7 +488,7 @@ impl Connection {
     fn max_cmdsn(&self) -> CmdSn {
         let free = self.tasks.free_for_window() as u32;
         // MaxCmdSN = ExpCmdSN - 1 + free; free == 0 closes the window.
-        self.exp_cmdsn.add(free).add(u32::MAX)
+        self.exp_cmdsn.plus(free).plus(u32::MAX)
     }
 
     /// Parse and dispatch every complete PDU in the receive buffer.

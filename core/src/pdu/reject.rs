@@ -1,6 +1,11 @@
 //! Reject PDU, opcode 0x3f (RFC 7143 §11.17). The rejected PDU's BHS
 //! travels in the data segment.
 
+use super::bhs::{
+    Bhs, Opcode, FLAG_FINAL, OFF_DATASN, OFF_EXPCMDSN, OFF_ITT, OFF_MAXCMDSN, OFF_REJECT_REASON, OFF_STATSN,
+};
+use super::{check_opcode, Codec, DecodeError};
+use crate::ids::Itt;
 use crate::serial::{CmdSn, StatSn};
 
 /// Reject reason (RFC 7143 §11.17.1).
@@ -45,4 +50,70 @@ pub struct Reject {
     pub maxcmdsn: CmdSn,
     /// DataSN/R2TSN (for data and R2T SNACK rejects).
     pub datasn: u32,
+}
+
+impl Codec for Reject {
+    const OPCODE: Opcode = Opcode::REJECT;
+
+    fn decode(bhs: &Bhs, _ahs: &[u8]) -> Result<Self, DecodeError> {
+        check_opcode(bhs, Self::OPCODE)?;
+        Ok(Reject {
+            reason: RejectReason(bhs.u8_at(OFF_REJECT_REASON)),
+            statsn: StatSn(bhs.u32_at(OFF_STATSN)),
+            expcmdsn: CmdSn(bhs.u32_at(OFF_EXPCMDSN)),
+            maxcmdsn: CmdSn(bhs.u32_at(OFF_MAXCMDSN)),
+            datasn: bhs.u32_at(OFF_DATASN),
+        })
+    }
+
+    /// Writes F and the fixed 0xffffffff Initiator Task Tag (RFC 7143 §11.17).
+    fn encode(&self, bhs: &mut Bhs) {
+        bhs.set_opcode(Self::OPCODE);
+        bhs.set_flag(FLAG_FINAL, true);
+        bhs.put_u8(OFF_REJECT_REASON, self.reason.0);
+        bhs.put_u32(OFF_ITT, Itt::RESERVED.0);
+        bhs.put_u32(OFF_STATSN, self.statsn.0);
+        bhs.put_u32(OFF_EXPCMDSN, self.expcmdsn.0);
+        bhs.put_u32(OFF_MAXCMDSN, self.maxcmdsn.0);
+        bhs.put_u32(OFF_DATASN, self.datasn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdu::test_util::check_layout;
+
+    #[test]
+    fn protocol_error_reject() {
+        // Reason 0x04 in byte 2, ITT 0xffffffff, StatSN 3, ExpCmdSN 4, MaxCmdSN 5.
+        check_layout(
+            "3f800400 00000000 00000000 00000000
+             ffffffff 00000000 00000003 00000004
+             00000005 00000000 00000000 00000000",
+            &Reject {
+                reason: RejectReason::PROTOCOL_ERROR,
+                statsn: StatSn(3),
+                expcmdsn: CmdSn(4),
+                maxcmdsn: CmdSn(5),
+                datasn: 0,
+            },
+        );
+    }
+
+    #[test]
+    fn snack_reject_carries_datasn() {
+        check_layout(
+            "3f800300 00000000 00000000 00000000
+             ffffffff 00000000 00000003 00000004
+             00000005 00000011 00000000 00000000",
+            &Reject {
+                reason: RejectReason::SNACK_REJECT,
+                statsn: StatSn(3),
+                expcmdsn: CmdSn(4),
+                maxcmdsn: CmdSn(5),
+                datasn: 0x11,
+            },
+        );
+    }
 }

@@ -1,6 +1,11 @@
 //! Task Management Function Request (0x02) and Response (0x22) PDUs
 //! (RFC 7143 §11.5, §11.6).
 
+use super::bhs::{
+    Bhs, Opcode, FLAG_FINAL, LOW7_MASK, OFF_CMDSN, OFF_EXPCMDSN, OFF_EXPDATASN, OFF_EXPSTATSN, OFF_FLAGS, OFF_ITT,
+    OFF_LUN, OFF_MAXCMDSN, OFF_REFCMDSN, OFF_RESPONSE, OFF_RTT, OFF_STATSN,
+};
+use super::{check_opcode, Codec, DecodeError};
 use crate::ids::{Itt, Lun};
 use crate::serial::{CmdSn, StatSn};
 
@@ -86,4 +91,123 @@ pub struct TmfResponse {
     pub expcmdsn: CmdSn,
     /// MaxCmdSN.
     pub maxcmdsn: CmdSn,
+}
+
+impl Codec for TmfRequest {
+    const OPCODE: Opcode = Opcode::TMF_REQUEST;
+
+    fn decode(bhs: &Bhs, _ahs: &[u8]) -> Result<Self, DecodeError> {
+        check_opcode(bhs, Self::OPCODE)?;
+        Ok(TmfRequest {
+            immediate: bhs.immediate(),
+            function: TmfFunction(bhs.flags() & LOW7_MASK),
+            lun: Lun(bhs.u64_at(OFF_LUN)),
+            itt: Itt(bhs.itt()),
+            rtt: Itt(bhs.u32_at(OFF_RTT)),
+            cmdsn: CmdSn(bhs.u32_at(OFF_CMDSN)),
+            expstatsn: StatSn(bhs.u32_at(OFF_EXPSTATSN)),
+            refcmdsn: CmdSn(bhs.u32_at(OFF_REFCMDSN)),
+            expdatasn: bhs.u32_at(OFF_EXPDATASN),
+        })
+    }
+
+    /// Byte 1 is `0x80 | function` (RFC 7143 §11.5).
+    fn encode(&self, bhs: &mut Bhs) {
+        bhs.set_opcode(Self::OPCODE);
+        bhs.set_immediate(self.immediate);
+        bhs.put_u8(OFF_FLAGS, FLAG_FINAL | (self.function.0 & LOW7_MASK));
+        bhs.put_u64(OFF_LUN, self.lun.0);
+        bhs.put_u32(OFF_ITT, self.itt.0);
+        bhs.put_u32(OFF_RTT, self.rtt.0);
+        bhs.put_u32(OFF_CMDSN, self.cmdsn.0);
+        bhs.put_u32(OFF_EXPSTATSN, self.expstatsn.0);
+        bhs.put_u32(OFF_REFCMDSN, self.refcmdsn.0);
+        bhs.put_u32(OFF_EXPDATASN, self.expdatasn);
+    }
+}
+
+impl Codec for TmfResponse {
+    const OPCODE: Opcode = Opcode::TMF_RESPONSE;
+
+    fn decode(bhs: &Bhs, _ahs: &[u8]) -> Result<Self, DecodeError> {
+        check_opcode(bhs, Self::OPCODE)?;
+        Ok(TmfResponse {
+            response: TmfResponseCode(bhs.u8_at(OFF_RESPONSE)),
+            itt: Itt(bhs.itt()),
+            statsn: StatSn(bhs.u32_at(OFF_STATSN)),
+            expcmdsn: CmdSn(bhs.u32_at(OFF_EXPCMDSN)),
+            maxcmdsn: CmdSn(bhs.u32_at(OFF_MAXCMDSN)),
+        })
+    }
+
+    fn encode(&self, bhs: &mut Bhs) {
+        bhs.set_opcode(Self::OPCODE);
+        bhs.set_flag(FLAG_FINAL, true);
+        bhs.put_u8(OFF_RESPONSE, self.response.0);
+        bhs.put_u32(OFF_ITT, self.itt.0);
+        bhs.put_u32(OFF_STATSN, self.statsn.0);
+        bhs.put_u32(OFF_EXPCMDSN, self.expcmdsn.0);
+        bhs.put_u32(OFF_MAXCMDSN, self.maxcmdsn.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdu::test_util::check_layout;
+
+    #[test]
+    fn abort_task_request() {
+        // I, byte 1 = 0x80 | 1 (ABORT TASK), LUN 0, ITT 0x90, RTT 0x30,
+        // CmdSN 0x40, ExpStatSN 0x41, RefCmdSN 0x3f, ExpDataSN 2.
+        check_layout(
+            "42810000 00000000 00000000 00000000
+             00000090 00000030 00000040 00000041
+             0000003f 00000002 00000000 00000000",
+            &TmfRequest {
+                immediate: true,
+                function: TmfFunction::ABORT_TASK,
+                lun: Lun(0),
+                itt: Itt(0x90),
+                rtt: Itt(0x30),
+                cmdsn: CmdSn(0x40),
+                expstatsn: StatSn(0x41),
+                refcmdsn: CmdSn(0x3f),
+                expdatasn: 2,
+            },
+        );
+    }
+
+    #[test]
+    fn lun_reset_response() {
+        // Byte 1 = 0x80, response 0 (complete), bytes 20..24 reserved.
+        check_layout(
+            "22800000 00000000 00000000 00000000
+             00000091 00000000 00000050 00000042
+             00000062 00000000 00000000 00000000",
+            &TmfResponse {
+                response: TmfResponseCode::COMPLETE,
+                itt: Itt(0x91),
+                statsn: StatSn(0x50),
+                expcmdsn: CmdSn(0x42),
+                maxcmdsn: CmdSn(0x62),
+            },
+        );
+    }
+
+    #[test]
+    fn rejected_function_response() {
+        check_layout(
+            "2280ff00 00000000 00000000 00000000
+             00000092 00000000 00000050 00000042
+             00000062 00000000 00000000 00000000",
+            &TmfResponse {
+                response: TmfResponseCode::REJECTED,
+                itt: Itt(0x92),
+                statsn: StatSn(0x50),
+                expcmdsn: CmdSn(0x42),
+                maxcmdsn: CmdSn(0x62),
+            },
+        );
+    }
 }
