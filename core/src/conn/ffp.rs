@@ -556,26 +556,23 @@ impl Connection {
         if t.r2t_next < t.received {
             t.r2t_next = t.received;
         }
-        let mut new = Vec::new();
-        while t.r2t_next < t.need {
-            let active = t.r2ts.iter().filter(|r| r.active).count();
-            if active >= max_r2t {
-                break;
+        // Issue R2Ts up to MaxOutstandingR2T, each at most MaxBurstLength
+        // (RFC 7143 §13.13, §13.17). No allocation: straight into the queue.
+        loop {
+            let Some(t) = self.tasks.get_mut(slot, gen) else { return };
+            if t.r2t_next >= t.need || t.r2ts.iter().filter(|r| r.active).count() >= max_r2t {
+                return;
             }
             let len = (t.need - t.r2t_next).min(max_burst);
-            let Some(r) = t.r2ts.iter_mut().find(|r| !r.active) else { break };
-            let ttt = Ttt(self.next_ttt);
-            self.next_ttt = self.next_ttt.wrapping_add(1).max(1);
-            if self.next_ttt == u32::MAX {
-                self.next_ttt = 1;
-            }
+            let ttt = super::next_ttt(&mut self.next_ttt);
+            let Some(r) = t.r2ts.iter_mut().find(|r| !r.active) else { return };
             *r = R2tState { ttt, offset: t.r2t_next, len, received: 0, datasn: 0, active: true };
-            new.push(Out::R2t { slot, gen, ttt, r2tsn: t.r2tsn, offset: t.r2t_next, len });
+            let item = Out::R2t { slot, gen, ttt, r2tsn: t.r2tsn, offset: t.r2t_next, len };
             t.r2tsn += 1;
             t.datasn += 1;
             t.r2t_next += len;
+            self.out.push_back(item);
         }
-        self.out.extend(new);
     }
 
     /// Task management (RFC 7143 §11.5, SAM-5 §7).

@@ -475,12 +475,7 @@ impl Connection {
     }
 
     fn alloc_ttt(&mut self) -> Ttt {
-        let t = self.next_ttt;
-        self.next_ttt = self.next_ttt.wrapping_add(1);
-        if self.next_ttt == u32::MAX {
-            self.next_ttt = 1;
-        }
-        Ttt(t)
+        next_ttt(&mut self.next_ttt)
     }
 
     /// MaxCmdSN: the window stays open only as far as free task slots allow,
@@ -606,6 +601,17 @@ impl Connection {
         let bhs = Bhs::from_slice(&v).unwrap_or_default();
         self.reject(&bhs, reason);
     }
+}
+
+/// Hand out target transfer tags 1, 2, ... skipping 0 and the reserved
+/// 0xffffffff (RFC 7143 §11.7.4).
+fn next_ttt(counter: &mut u32) -> Ttt {
+    let t = *counter;
+    *counter = match counter.wrapping_add(1) {
+        0 | u32::MAX => 1,
+        n => n,
+    };
+    Ttt(t)
 }
 
 fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
