@@ -17,7 +17,7 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 
 #[test]
 fn login_normal_session_declares_tpgt_and_limits() {
-    let mut h = Harness::new(small_limits());
+    let mut h = Harness::new(Limits { max_burst_len: 262_144, first_burst_len: 65_536, ..small_limits() });
     let req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, true);
     let (r, keys) = h.login_pdu(
         req,
@@ -32,6 +32,24 @@ fn login_normal_session_declares_tpgt_and_limits() {
     assert_eq!(r.status, LoginStatus::SUCCESS);
     assert_ne!(r.tsih, Tsih(0));
     assert_eq!(key(&keys, "MaxRecvDataSegmentLength"), Some("8192"));
+    assert_eq!(h.conn.state(), ConnState::FullFeature);
+}
+
+#[test]
+fn target_proposals_hold_transit_until_answered() {
+    // small_limits() has MaxBurstLength 16384, below the RFC default: the
+    // target proposes it and answers T=0 until the initiator agrees.
+    let mut h = Harness::new(small_limits());
+    let req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, true);
+    let (r, _) = h.login_pdu(req, &[("InitiatorName", INITIATOR), ("TargetName", TARGET), ("AuthMethod", "None")]);
+    assert!(r.transit);
+    let req = h.login_request(Stage::OPERATIONAL, Stage::FULL_FEATURE, true);
+    let (r, keys) = h.login_pdu(req, &[]);
+    assert!(!r.transit);
+    assert_eq!(key(&keys, "MaxBurstLength"), Some("16384"));
+    let req = h.login_request(Stage::OPERATIONAL, Stage::FULL_FEATURE, true);
+    let (r, _) = h.login_pdu(req, &[("MaxBurstLength", "16384"), ("FirstBurstLength", "8192")]);
+    assert!(r.transit);
     assert_eq!(h.conn.state(), ConnState::FullFeature);
 }
 
@@ -198,23 +216,44 @@ fn read_residual_overflow_and_underflow() {
 }
 
 #[test]
-fn write_with_edtl_short_of_cdb_is_refused_without_writing() {
+fn write_residuals_write_only_what_both_cover() {
     let mut h = Harness::new(small_limits());
     h.login(&[("ImmediateData", "Yes")]);
     let mut cdb = [0u8; 10];
     cdb[0] = 0x2a;
-    cdb[8] = 2; // two blocks
+    cdb[8] = 2; // two blocks, EDTL one block: overflow, one block written
     let cmd = h.scsi_cmd(&cdb, 512, false, true);
     h.send(&Pdu::ScsiCommand(cmd), &[0xee; 512]);
     let pdus = h.recv();
-    let Some((Pdu::ScsiResponse(r), sense)) = pdus.iter().find(|(p, _)| matches!(p, Pdu::ScsiResponse(_))) else {
+    let Some((Pdu::ScsiResponse(r), _)) = pdus.iter().find(|(p, _)| matches!(p, Pdu::ScsiResponse(_))) else {
         panic!("{pdus:?}")
     };
-    assert_eq!(r.status, 0x02);
-    // SenseLength, then fixed sense: key 5, ASC/ASCQ 0E/03.
-    assert_eq!(sense[2 + 2] & 0x0f, 0x05);
-    assert_eq!((sense[2 + 12], sense[2 + 13]), (0x0e, 0x03));
-    assert!(h.disk[..1024].iter().all(|b| *b == 0));
+    assert_eq!(r.status, 0);
+    assert!(r.overflow && !r.underflow);
+    assert_eq!(r.residual, 512);
+    assert!(h.disk[..512].iter().all(|b| *b == 0xee));
+    assert!(h.disk[512..1024].iter().all(|b| *b == 0));
+    // One block with EDTL two blocks: underflow, one block written.
+    cdb[8] = 1;
+    let cmd = h.scsi_cmd(&cdb, 1024, false, true);
+    h.send(&Pdu::ScsiCommand(cmd), &[0xdd; 1024]);
+    let pdus = h.recv();
+    let Some((Pdu::ScsiResponse(r), _)) = pdus.iter().find(|(p, _)| matches!(p, Pdu::ScsiResponse(_))) else {
+        panic!("{pdus:?}")
+    };
+    assert_eq!(r.status, 0);
+    assert!(r.underflow && !r.overflow);
+    assert_eq!(r.residual, 512);
+    assert!(h.disk[..512].iter().all(|b| *b == 0xdd));
+    assert!(h.disk[512..1024].iter().all(|b| *b == 0));
+    // EDTL 0: nothing written, overflow of one block.
+    let cmd = h.scsi_cmd(&cdb, 0, false, true);
+    h.send(&Pdu::ScsiCommand(cmd), &[]);
+    let pdus = h.recv();
+    let Some((Pdu::ScsiResponse(r), _)) = pdus.iter().find(|(p, _)| matches!(p, Pdu::ScsiResponse(_))) else {
+        panic!("{pdus:?}")
+    };
+    assert_eq!((r.status, r.overflow, r.residual), (0, true, 512));
 }
 
 #[test]

@@ -10,19 +10,13 @@ use crate::pdu::{
     Bhs, DataOut, LogoutReason, LogoutRequest, NopOut, Pdu, RejectReason, ScsiCommand, Snack, TextRequest,
     TextResponse, TmfFunction, TmfRequest, TmfResponseCode,
 };
-use crate::scsi::{self, BackendOp, BackendStatus, CmdContext, Outcome, ScsiStatus, Sense};
+use crate::scsi::{self, BackendOp, BackendStatus, CmdContext, NexusState, Outcome, ScsiStatus, Sense};
 use crate::serial::CmdSn;
 
 /// Largest text request we gather across C-bit PDUs.
 const TEXT_REQUEST_MAX: usize = 64 * 1024;
 /// Largest Data-In buffer an emulated command (INQUIRY, MODE SENSE, ...) gets.
 const EMULATED_BUF_MAX: u32 = 64 * 1024;
-
-/// 05/0E/03 INVALID FIELD IN COMMAND INFORMATION UNIT (SPC-4 Annex D), for
-/// writes whose EDTL is smaller than the CDB's transfer length.
-fn invalid_field_in_ciu() -> Sense {
-    Sense::new(scsi::SenseKey::ILLEGAL_REQUEST, scsi::Asc(0x0e03))
-}
 
 impl Connection {
     /// Route one decoded full-feature-phase PDU.
@@ -333,7 +327,8 @@ impl Connection {
         let mut cdb = [0u8; 260];
         let cdb_len = t.cdb_bytes(&mut cdb);
         let edtl = t.edtl;
-        let nexus = self.nexus.entry(lun_index.unwrap_or(u16::MAX)).or_default();
+        let tpgt = self.info.tpgt;
+        let nexus = self.nexus.entry(lun_index.unwrap_or(u16::MAX)).or_insert_with(|| NexusState::new(tpgt));
         let ctx = CmdContext {
             lu: lu.map(|l| &l.info),
             luns: &target.lun_indices,
@@ -345,6 +340,16 @@ impl Connection {
         if edtl > self.targets.limits.max_transfer_len {
             let sense = Sense::new(scsi::SenseKey::ILLEGAL_REQUEST, scsi::Asc(0x2400));
             self.finish_with(slot, gen, ScsiStatus::CHECK_CONDITION, Some(sense), 0, 0);
+            return;
+        }
+        if let Some(plen) = scsi::parameter_list_len(&cdb[..cdb_len]).filter(|_| t.write) {
+            // MODE SELECT and friends: collect the parameter list like write
+            // data, then run emulation on it (write_progress).
+            t.param_list = true;
+            t.need = plen.min(edtl);
+            t.spdtl = plen;
+            t.phase = Phase::WaitData;
+            self.write_progress(slot, gen);
             return;
         }
         // Emulated commands get a bounded buffer; READ/WRITE size it below.
@@ -362,21 +367,27 @@ impl Connection {
                 t.io = Some(io);
                 t.spdtl = if io.op == BackendOp::Flush { 0 } else { io.len };
                 match io.op {
+                    BackendOp::Read if io.verify => {
+                        // VERIFY with BYTCHK: take the initiator's data first,
+                        // then read the medium into a second buffer and compare.
+                        t.spdtl = io.len;
+                        t.need = io.len.min(edtl);
+                        t.verify_buf.resize(io.len as usize, 0);
+                        t.phase = Phase::WaitData;
+                        self.write_progress(slot, gen);
+                    }
                     BackendOp::Read => {
                         t.buf.resize(io.len as usize, 0);
                         self.submit_io(slot);
                     }
                     BackendOp::Flush => self.submit_io(slot),
                     BackendOp::Write => {
-                        if edtl < io.len {
-                            // SPC-4 / RFC 7143 §11.4.5.1: EDTL shorter than the
-                            // CDB asks for; refuse without writing (libiscsi
-                            // accepts this or a truncated write).
-                            t.need = 0;
-                            self.finish_write_refused(slot, gen);
-                            return;
-                        }
-                        t.need = io.len;
+                        // RFC 7143 §11.4.5.1 / SAM-5 §5.4: with EDTL and the
+                        // CDB's length disagreeing, write only whole blocks
+                        // that both cover and report the residual (libiscsi's
+                        // Write*Residuals expect exactly this).
+                        let bs = lu.map_or(512, |l| l.info.block_size).max(1);
+                        t.need = io.len.min(edtl) / bs * bs;
                         t.phase = Phase::WaitData;
                         self.write_progress(slot, gen);
                     }
@@ -385,26 +396,44 @@ impl Connection {
         }
     }
 
-    /// Refuse a write (05/0E/03) once its unsolicited data has drained.
-    fn finish_write_refused(&mut self, slot: u32, gen: u32) {
+    /// Run a command whose parameter list (MODE SELECT) has arrived.
+    fn run_parameter_list(&mut self, slot: u32, gen: u32) {
         let Some(t) = self.tasks.get_mut(slot, gen) else { return };
-        t.spdtl = t.edtl;
-        if t.unsol_pending {
-            t.reply_after_unsol = true;
-            t.phase = Phase::WaitData;
-            t.status = None;
+        let lun_index = t.lun.index();
+        let Some(target) = self.session.as_ref().and_then(|s| s.target).map(|i| &self.targets.targets[i]) else {
             return;
-        }
-        self.finish_with(slot, gen, ScsiStatus::CHECK_CONDITION, Some(invalid_field_in_ciu()), 0, 0);
-        if let Some(t) = self.tasks.get_mut(slot, gen) {
-            t.spdtl = t.edtl;
+        };
+        let lu = lun_index.and_then(|i| target.lu(i));
+        let mut cdb = [0u8; 260];
+        let cdb_len = t.cdb_bytes(&mut cdb);
+        let ctx = CmdContext {
+            lu: lu.map(|l| &l.info),
+            luns: &target.lun_indices,
+            cdb: &cdb[..cdb_len],
+            edtl: t.edtl,
+            write_bit: t.write,
+            read_bit: t.read,
+        };
+        let tpgt = self.info.tpgt;
+        let nexus = self.nexus.entry(lun_index.unwrap_or(u16::MAX)).or_insert_with(|| NexusState::new(tpgt));
+        let mut scratch = [0u8; 256];
+        let need = t.need as usize;
+        let outcome = scsi::execute_with_parameter_list(&ctx, nexus, &t.buf[..need], &mut scratch);
+        let spdtl = t.spdtl;
+        match outcome {
+            Outcome::Done { status, sense, .. } => self.finish_with(slot, gen, status, sense, spdtl, 0),
+            Outcome::Io(_) => {
+                let sense = Sense::internal_target_failure();
+                self.finish_with(slot, gen, ScsiStatus::CHECK_CONDITION, Some(sense), spdtl, 0);
+            }
         }
     }
 
     /// Record a final status and queue the response.
     fn finish_with(&mut self, slot: u32, gen: u32, status: ScsiStatus, sense: Option<Sense>, spdtl: u32, data_in: u32) {
-        let d_sense = false;
         let Some(t) = self.tasks.get_mut(slot, gen) else { return };
+        // Fixed or descriptor sense as the LU's D_SENSE says (SPC-4 §7.5.8).
+        let d_sense = t.lun.index().and_then(|i| self.nexus.get(&i)).is_some_and(|n| n.d_sense);
         t.spdtl = spdtl;
         t.data_in_len = if t.read { data_in } else { 0 };
         match sense {
@@ -445,11 +474,17 @@ impl Connection {
             return;
         }
         let Some(io) = t.io else { return };
-        match scsi::complete_backend(&io, status) {
+        let outcome = if io.verify {
+            let n = io.len as usize;
+            scsi::complete_verify(&io, status, &t.buf[..n], &t.verify_buf[..n])
+        } else {
+            scsi::complete_backend(&io, status)
+        };
+        match outcome {
             Outcome::Done { status, sense, .. } => {
                 let good = status == ScsiStatus::GOOD;
                 let edtl = t.edtl;
-                let read = io.op == BackendOp::Read;
+                let read = io.op == BackendOp::Read && !io.verify;
                 let data_in = if read && good { io.len.min(edtl) } else { 0 };
                 let spdtl = t.spdtl;
                 self.finish_with(slot, gen, status, sense, spdtl, data_in);
@@ -523,15 +558,7 @@ impl Connection {
             t.received = t.received.max(off + len);
         }
         if t.phase == Phase::WaitData {
-            if t.reply_after_unsol && !t.unsol_pending {
-                t.reply_after_unsol = false;
-                self.finish_with(slot, gen, ScsiStatus::CHECK_CONDITION, Some(invalid_field_in_ciu()), 0, 0);
-                if let Some(t) = self.tasks.get_mut(slot, gen) {
-                    t.spdtl = t.edtl;
-                }
-            } else if !t.reply_after_unsol {
-                self.write_progress(slot, gen);
-            }
+            self.write_progress(slot, gen);
         }
         Flow::Continue
     }
@@ -543,8 +570,24 @@ impl Connection {
         let max_r2t = (self.op.max_outstanding_r2t as usize).clamp(1, super::task::R2T_MAX);
         let Some(t) = self.tasks.get_mut(slot, gen) else { return };
         if t.received >= t.need && !t.unsol_pending && !t.r2ts.iter().any(|r| r.active) {
+            if t.need == 0 {
+                // Nothing to write (EDTL 0): done, with the residual.
+                let spdtl = t.spdtl;
+                self.finish_with(slot, gen, ScsiStatus::GOOD, None, spdtl, 0);
+                return;
+            }
+            if t.param_list {
+                self.run_parameter_list(slot, gen);
+                return;
+            }
             if let Some(io) = t.io.as_mut() {
-                io.len = t.need;
+                if io.verify && t.need < io.len {
+                    // Fewer bytes than the CDB covers: compare what arrived.
+                    io.len = t.need;
+                }
+                if !io.verify {
+                    io.len = t.need;
+                }
             }
             self.submit_io(slot);
             return;
@@ -614,10 +657,11 @@ impl Connection {
                     if req.function == TmfFunction::LOGICAL_UNIT_RESET {
                         // SAM-5 §6.3.2: the reset raises 29/03 for this nexus.
                         if let Some(i) = req.lun.index() {
-                            self.nexus.entry(i).or_default().unit_attentions.push(Sense::new(
-                                scsi::SenseKey::UNIT_ATTENTION,
-                                scsi::Asc(0x2903),
-                            ));
+                            let tpgt = self.info.tpgt;
+                            self.nexus
+                                .entry(i)
+                                .or_insert_with(|| NexusState::new(tpgt))
+                                .push_unit_attention(Sense::bus_device_reset());
                         }
                     }
                     (TmfResponseCode::COMPLETE, v)

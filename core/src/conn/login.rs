@@ -150,11 +150,14 @@ impl Connection {
                 }
             }
         }
-        let to_ffp = req.transit && req.nsg == Stage::FULL_FEATURE;
+        // Our own proposals still await answers: stay in this stage (T=0),
+        // RFC 7143 §6.2.
+        let transit = req.transit && !neg.awaiting_answers();
+        let to_ffp = transit && req.nsg == Stage::FULL_FEATURE;
         if to_ffp {
             neg.finish_operational(&mut answer);
         }
-        if !req.transit {
+        if !transit {
             let resp = self.login_response(ls, req, false, Stage(0));
             self.out.push_back(Out::Login { resp, data: answer });
             return Flow::Continue;

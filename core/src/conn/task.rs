@@ -93,10 +93,12 @@ pub(super) struct Task {
     pub datasn: u32,
     pub status_sent: bool,
     pub aborted: bool,
-    /// The write's status must wait until the unsolicited burst ends.
-    pub reply_after_unsol: bool,
     /// The task still counts against the CmdSN window.
     pub window_held: bool,
+    /// Data-Out is a parameter list for emulation (MODE SELECT), not write data.
+    pub param_list: bool,
+    /// Medium contents for VERIFY with BYTCHK (compared against `buf`).
+    pub verify_buf: Vec<u8>,
 }
 
 impl Task {
@@ -135,8 +137,9 @@ impl Task {
             datasn: 0,
             status_sent: false,
             aborted: false,
-            reply_after_unsol: false,
             window_held: false,
+            param_list: false,
+            verify_buf: Vec::new(),
         }
     }
 
@@ -235,10 +238,13 @@ impl TaskTable {
         let slot = self.free.pop()?;
         let t = &mut self.slots[slot as usize];
         let mut buf = std::mem::take(&mut t.buf);
+        let mut verify_buf = std::mem::take(&mut t.verify_buf);
         buf.clear();
+        verify_buf.clear();
         let gen = t.gen.wrapping_add(1);
         *t = Task::empty();
         t.buf = buf;
+        t.verify_buf = verify_buf;
         t.gen = gen;
         t.in_use = true;
         t.itt = itt;
@@ -302,8 +308,12 @@ impl TaskTable {
     pub fn io_buffer(&mut self, tag: u32) -> &mut [u8] {
         let t = &mut self.slots[tag as usize];
         assert!(t.in_use && t.io_in_flight, "backend_buffer for a tag with no request");
-        let len = t.io.map_or(0, |io| io.len as usize);
-        &mut t.buf[..len]
+        let (len, verify) = t.io.map_or((0, false), |io| (io.len as usize, io.verify));
+        if verify {
+            &mut t.verify_buf[..len]
+        } else {
+            &mut t.buf[..len]
+        }
     }
 
     /// Every slot in use (for TMFs and close).

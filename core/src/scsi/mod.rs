@@ -5,12 +5,33 @@
 //! backend (read, write, flush) that the connection executes and then
 //! completes with [`complete_backend`]. It never sees a PDU, never performs
 //! I/O and never allocates on the READ/WRITE path.
+//!
+//! Entry points:
+//! - [`execute`] decodes a CDB and answers it or asks for backend I/O;
+//! - [`parameter_list_len`] / [`execute_with_parameter_list`] for commands
+//!   whose Data-Out is a parameter list consumed here (MODE SELECT);
+//! - [`complete_backend`] maps a backend result to status and sense, and
+//!   [`complete_verify`] finishes a VERIFY with BYTCHK = 01b;
+//! - [`Sense::encode_fixed`] / [`Sense::encode_descriptor`] (or
+//!   [`NexusState::encode_sense`], which picks by D_SENSE) build the sense
+//!   data of a SCSI Response.
+//!
+//! The commands, their standards and the decisions taken are listed in
+//! [`commands`].
 
 pub mod cdb;
 pub mod commands;
+mod inquiry;
+mod mode;
 pub mod sense;
+mod writer;
 
-pub use sense::{Asc, Sense, SenseKey};
+pub use cdb::ScsiOpcode;
+pub use commands::{
+    complete_backend, complete_verify, execute, execute_with_parameter_list, max_transfer_blocks, parameter_list_len,
+    MAX_TRANSFER_BYTES,
+};
+pub use sense::{Asc, Sense, SenseKey, SenseKeySpecific};
 
 /// SCSI status codes (SAM-5 §5.3.1).
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -69,10 +90,97 @@ pub struct LuInfo {
 
 /// Per I_T nexus state that SCSI emulation keeps (sense for REQUEST SENSE,
 /// pending unit attentions).
+///
+/// Unit attentions and mode parameters belong to an I_T_L nexus (SAM-5):
+/// keep one `NexusState` per LUN of a session, not one per session, or a
+/// unit attention of one LU is reported on a command to another.
+///
+/// Mode parameters changed by MODE SELECT ([`Self::write_cache`],
+/// [`Self::d_sense`]) are kept here, per I_T_L nexus (SPC-4 lets a logical
+/// unit keep mode parameters per I_T nexus), and are not saveable; a new
+/// session starts from the defaults. Because they are not shared, no MODE
+/// PARAMETERS CHANGED unit attention is raised for other I_T nexuses.
+///
+/// No unit attention is pending on a new nexus ([`Default`], [`Self::new`]):
+/// like Linux LIO, and unlike tgt, we do not report POWER ON OCCURRED to
+/// every new I_T nexus. [`Self::with_power_on_ua`] gives the tgt behaviour.
 #[derive(Clone, Debug, Default)]
 pub struct NexusState {
-    /// Pending unit attention conditions, oldest first (bounded).
+    /// Pending unit attention conditions, oldest first (bounded by
+    /// [`Self::MAX_UNIT_ATTENTIONS`] when added with
+    /// [`Self::push_unit_attention`]).
     pub unit_attentions: Vec<Sense>,
+    /// D_SENSE of the Control mode page (SPC-4 §7.5.8): sense data in
+    /// descriptor format when set, fixed format otherwise. Default `false`;
+    /// changed by MODE SELECT.
+    pub d_sense: bool,
+    /// WCE of the Caching mode page (SBC-4) as changed by MODE SELECT;
+    /// `None` means the LU's configured [`LuInfo::write_cache`]. With WCE
+    /// off every write is sent with `fua = true`.
+    pub write_cache: Option<bool>,
+    /// Target portal group tag of the session's target port (RFC 7143
+    /// §13.9), for the SCSI target port name in VPD page 83h.
+    pub tpgt: u16,
+}
+
+impl NexusState {
+    /// Most unit attentions kept pending per nexus; further ones are
+    /// dropped (the oldest are the ones SAM-5 wants reported first).
+    pub const MAX_UNIT_ATTENTIONS: usize = 16;
+
+    /// A fresh nexus on the target port with portal group tag `tpgt`: no
+    /// unit attention, default mode parameters.
+    pub fn new(tpgt: u16) -> Self {
+        NexusState { tpgt, ..NexusState::default() }
+    }
+
+    /// A fresh nexus with POWER ON, RESET, OR BUS DEVICE RESET OCCURRED
+    /// (29h/00h) pending, as tgt reports on the first command of every new
+    /// I_T nexus.
+    pub fn with_power_on_ua(tpgt: u16) -> Self {
+        let mut n = NexusState::new(tpgt);
+        n.push_unit_attention(Sense::power_on_reset());
+        n
+    }
+
+    /// Establish a unit attention condition (SAM-5, unit attention
+    /// conditions). A condition already pending is not queued twice. A
+    /// reset-class condition (ASC 29h) supersedes everything pending, as it
+    /// takes precedence over all other unit attentions. When
+    /// [`Self::MAX_UNIT_ATTENTIONS`] are pending the new one is dropped.
+    pub fn push_unit_attention(&mut self, ua: Sense) {
+        if self.unit_attentions.contains(&ua) {
+            return;
+        }
+        if ua.asc.asc() == 0x29 {
+            self.unit_attentions.clear();
+        }
+        if self.unit_attentions.len() < Self::MAX_UNIT_ATTENTIONS {
+            self.unit_attentions.push(ua);
+        }
+    }
+
+    /// Remove and return the oldest pending unit attention.
+    pub fn take_unit_attention(&mut self) -> Option<Sense> {
+        if self.unit_attentions.is_empty() {
+            None
+        } else {
+            Some(self.unit_attentions.remove(0))
+        }
+    }
+
+    /// Whether the write cache is enabled for `lu` on this nexus (WCE,
+    /// SBC-4 Caching mode page).
+    pub fn write_cache_enabled(&self, lu: &LuInfo) -> bool {
+        self.write_cache.unwrap_or(lu.write_cache)
+    }
+
+    /// Encode `sense` for a SCSI Response (RFC 7143 §11.4.7.2) in the format
+    /// D_SENSE selects: descriptor (SPC-4 §4.5.2) or fixed (§4.5.3). Returns
+    /// the bytes written (at most `out.len()`).
+    pub fn encode_sense(&self, sense: &Sense, out: &mut [u8]) -> usize {
+        sense.encode(self.d_sense, out)
+    }
 }
 
 /// Context for one command.
@@ -115,7 +223,10 @@ pub struct IoRequest {
     pub len: u32,
     /// Force unit access: the write must be durable before completion.
     pub fua: bool,
-    /// For WRITE AND VERIFY with BYTCHK, VERIFY: compare instead of write (reserved for later).
+    /// VERIFY with BYTCHK = 01b (SBC-4): `op` is [`BackendOp::Read`], but the
+    /// command carries `len` bytes of Data-Out. The connection collects the
+    /// Data-Out, reads `len` bytes at `offset` into a second buffer, sends no
+    /// Data-In, and finishes with [`complete_verify`] (GOOD or MISCOMPARE).
     pub verify: bool,
 }
 
@@ -136,6 +247,34 @@ pub enum Outcome {
     /// Needs the backend. For writes the connection first collects
     /// `io.len` bytes of Data-Out (from EDTL) into the task buffer.
     Io(IoRequest),
+}
+
+impl Outcome {
+    /// GOOD with `data_len` bytes of Data-In.
+    pub const fn good(data_len: u32) -> Outcome {
+        Outcome::Done { status: ScsiStatus::GOOD, sense: None, data_len }
+    }
+
+    /// CHECK CONDITION with `sense` and no Data-In (SAM-5 §5.3.1).
+    pub const fn check_condition(sense: Sense) -> Outcome {
+        Outcome::Done { status: ScsiStatus::CHECK_CONDITION, sense: Some(sense), data_len: 0 }
+    }
+
+    /// The status, for a finished command.
+    pub fn status(&self) -> Option<ScsiStatus> {
+        match self {
+            Outcome::Done { status, .. } => Some(*status),
+            Outcome::Io(_) => None,
+        }
+    }
+
+    /// The sense, for a finished command with CHECK CONDITION.
+    pub fn sense(&self) -> Option<Sense> {
+        match self {
+            Outcome::Done { sense, .. } => *sense,
+            Outcome::Io(_) => None,
+        }
+    }
 }
 
 /// Result of a backend operation, mapped to sense in one place ([`complete_backend`]).

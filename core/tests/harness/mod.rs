@@ -15,6 +15,9 @@ use shardtgt_core::serial::{CmdSn, StatSn};
 use shardtgt_core::session::Registry;
 use shardtgt_core::target::{Limits, LuConfig, Portal, TargetConfig, TargetSet};
 
+/// PDUs as received: header and data segment.
+pub type Pdus = Vec<(Pdu, Vec<u8>)>;
+
 pub const TARGET: &str = "iqn.2026-11.io.shardtgt:test";
 pub const INITIATOR: &str = "iqn.2026-11.test:harness";
 pub const BLOCK: u32 = 512;
@@ -152,7 +155,7 @@ impl Harness {
     }
 
     /// Drain everything the target has to say, decoded.
-    pub fn recv(&mut self) -> Vec<(Pdu, Vec<u8>)> {
+    pub fn recv(&mut self) -> Pdus {
         self.serve_backend();
         while let Some(b) = self.conn.poll_transmit() {
             let n = b.len();
@@ -165,7 +168,6 @@ impl Harness {
             match decode_pdu(&self.inbox, self.digests, 1 << 24) {
                 Ok(Some(f)) => {
                     let data = self.inbox[f.data.clone()].to_vec();
-                    if let Pdu::LoginResponse(_) | Pdu::ScsiResponse(_) | Pdu::DataIn(_) = &f.pdu {}
                     self.inbox.drain(..f.len);
                     out.push((f.pdu, data));
                 }
@@ -233,8 +235,29 @@ impl Harness {
         assert!(r.transit);
         assert_eq!(r.nsg, Stage::OPERATIONAL);
         let req = self.login_request(Stage::OPERATIONAL, Stage::FULL_FEATURE, true);
-        let (r, keys) = self.login_pdu(req, extra);
+        let (mut r, mut keys) = self.login_pdu(req, extra);
         assert_eq!(r.status, LoginStatus::SUCCESS, "{keys:?}");
+        // The target may propose keys of its own (RFC 7143 §6.2) and hold T=0
+        // until they are answered: accept its values.
+        let mut rounds = 0;
+        while !r.transit {
+            rounds += 1;
+            assert!(rounds < 4, "login does not converge: {keys:?}");
+            let answers: Vec<(String, String)> = keys
+                .iter()
+                .filter(|(k, _)| {
+                    ["MaxBurstLength", "FirstBurstLength", "ImmediateData"].contains(&k.as_str())
+                        && !extra.iter().any(|(e, _)| e == k)
+                })
+                .cloned()
+                .collect();
+            let refs: Vec<(&str, &str)> = answers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let req = self.login_request(Stage::OPERATIONAL, Stage::FULL_FEATURE, true);
+            let (r2, mut k2) = self.login_pdu(req, &refs);
+            assert_eq!(r2.status, LoginStatus::SUCCESS, "{k2:?}");
+            r = r2;
+            keys.append(&mut k2);
+        }
         assert!(r.transit);
         assert_eq!(r.nsg, Stage::FULL_FEATURE);
         assert_ne!(r.tsih.0, 0);
@@ -267,7 +290,7 @@ impl Harness {
     }
 
     /// READ(10) of `blocks` at `lba`; returns (data, status, residual info, pdus).
-    pub fn read10(&mut self, lba: u32, blocks: u16) -> (Vec<u8>, u8, Vec<(Pdu, Vec<u8>)>) {
+    pub fn read10(&mut self, lba: u32, blocks: u16) -> (Vec<u8>, u8, Pdus) {
         let mut cdb = [0u8; 10];
         cdb[0] = 0x28;
         cdb[2..6].copy_from_slice(&lba.to_be_bytes());
@@ -294,7 +317,7 @@ impl Harness {
     }
 
     /// WRITE(10) driving R2Ts as the target asks; returns the status and all PDUs seen.
-    pub fn write10(&mut self, lba: u32, data: &[u8], immediate: usize, unsolicited: usize) -> (u8, Vec<(Pdu, Vec<u8>)>) {
+    pub fn write10(&mut self, lba: u32, data: &[u8], immediate: usize, unsolicited: usize) -> (u8, Pdus) {
         let blocks = (data.len() / BLOCK as usize) as u16;
         let mut cdb = [0u8; 10];
         cdb[0] = 0x2a;

@@ -1,0 +1,294 @@
+//! MODE SENSE(6/10) and MODE SELECT(6/10) (SPC-4), with the mode pages of a
+//! direct-access block device:
+//! - 01h Read-Write Error Recovery (SBC-4): all zero, nothing changeable;
+//! - 08h Caching (SBC-4): WCE from the nexus / LU, changeable;
+//! - 0Ah Control (SPC-4 §7.5.8): TST 000b, QUEUE ALGORITHM MODIFIER 1
+//!   (unrestricted reordering: backend I/O completes in any order), QERR
+//!   00b, TAS 1, BUSY TIMEOUT PERIOD FFFFh (unlimited), D_SENSE changeable;
+//! - 1Ch Informational Exceptions Control (SPC-4): all zero.
+//!
+//! Saved values are not supported (page control 11b → SAVING PARAMETERS
+//! NOT SUPPORTED; SP = 1 → INVALID FIELD IN CDB); the PS bit is 0. Changes
+//! are kept per I_T_L nexus in [`NexusState`].
+
+use super::cdb;
+use super::commands::Exec;
+use super::sense::Sense;
+use super::writer::DataIn;
+use super::{LuInfo, NexusState, Outcome};
+
+/// Page codes we implement, ascending (the order of "all pages").
+const PAGES: [u8; 4] = [0x01, 0x08, 0x0a, 0x1c];
+/// Largest page (Caching: 20 bytes).
+const PAGE_MAX: usize = 20;
+
+/// Page control (SPC-4 MODE SENSE): which values to return.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum PageControl {
+    Current,
+    Changeable,
+    Default,
+}
+
+/// Build mode page `code` into an array; returns the bytes and the page's
+/// length including its 2-byte header, or `None` for a page we lack.
+fn page(code: u8, pc: PageControl, lu: &LuInfo, nexus: &NexusState) -> Option<([u8; PAGE_MAX], usize)> {
+    let mut p = [0u8; PAGE_MAX];
+    let len = match code {
+        0x01 | 0x1c => 12,
+        0x08 => {
+            p[2] = match pc {
+                PageControl::Current => wce(nexus.write_cache_enabled(lu)),
+                PageControl::Default => wce(lu.write_cache),
+                PageControl::Changeable => 0x04,
+            };
+            20
+        }
+        0x0a => {
+            match pc {
+                PageControl::Changeable => p[2] = 0x04, // D_SENSE
+                PageControl::Current | PageControl::Default => {
+                    if pc == PageControl::Current && nexus.d_sense {
+                        p[2] = 0x04;
+                    }
+                    p[3] = 0x10; // QUEUE ALGORITHM MODIFIER 1, QERR 00b
+                    p[5] = 0x40; // TAS
+                    p[8] = 0xff; // BUSY TIMEOUT PERIOD: unlimited
+                    p[9] = 0xff;
+                }
+            }
+            12
+        }
+        _ => return None,
+    };
+    p[0] = code;
+    p[1] = (len - 2) as u8;
+    Some((p, len))
+}
+
+const fn wce(on: bool) -> u8 {
+    if on {
+        0x04
+    } else {
+        0
+    }
+}
+
+/// MODE SENSE(6) (SPC-4).
+pub(crate) fn mode_sense_6(ex: &mut Exec<'_, '_>) -> Outcome {
+    mode_sense(ex, false)
+}
+
+/// MODE SENSE(10) (SPC-4).
+pub(crate) fn mode_sense_10(ex: &mut Exec<'_, '_>) -> Outcome {
+    mode_sense(ex, true)
+}
+
+/// MODE SENSE(6/10): mode parameter header, a block descriptor unless DBD
+/// (short, 8 bytes, NUMBER OF LOGICAL BLOCKS capped at FFFFFFFFh; long, 16
+/// bytes, with LLBAA in MODE SENSE(10)), then the page or all pages (3Fh).
+/// The DEVICE-SPECIFIC PARAMETER (SBC-4) has WP for a read-only LU and
+/// DPOFUA. SUBPAGE CODE 00h or FFh only, else INVALID FIELD IN CDB byte 3;
+/// an unknown page → INVALID FIELD IN CDB byte 2 bit 5.
+fn mode_sense(ex: &mut Exec<'_, '_>, ten: bool) -> Outcome {
+    let Some(lu) = ex.ctx.lu else {
+        return Outcome::check_condition(Sense::lun_not_supported());
+    };
+    let cdb = ex.ctx.cdb;
+    let b1 = cdb::u8_at(cdb, 1);
+    let dbd = b1 & 0x08 != 0;
+    let llbaa = ten && b1 & 0x10 != 0;
+    let pc = match cdb::u8_at(cdb, 2) >> 6 {
+        0 => PageControl::Current,
+        1 => PageControl::Changeable,
+        2 => PageControl::Default,
+        _ => return Outcome::check_condition(Sense::saving_parameters_not_supported()),
+    };
+    let code = cdb::u8_at(cdb, 2) & 0x3f;
+    let subpage = cdb::u8_at(cdb, 3);
+    let alloc = if ten { usize::from(cdb::be16(cdb, 7)) } else { usize::from(cdb::u8_at(cdb, 4)) };
+    let pages: &[u8] = if code == 0x3f {
+        &PAGES
+    } else {
+        match PAGES.iter().position(|&p| p == code) {
+            Some(i) => &PAGES[i..=i],
+            None => return Outcome::check_condition(Sense::invalid_field_in_cdb(2, Some(5))),
+        }
+    };
+    if subpage != 0x00 && subpage != 0xff {
+        return Outcome::check_condition(Sense::invalid_field_in_cdb(3, None));
+    }
+
+    let dsp = if lu.read_only { 0x80 } else { 0 } | 0x10; // WP, DPOFUA
+    let bd_len: u16 = match (dbd, llbaa) {
+        (true, _) => 0,
+        (false, true) => 16,
+        (false, false) => 8,
+    };
+    let mut w = DataIn::new(ex.buf, alloc);
+    if ten {
+        w.u16(0); // MODE DATA LENGTH, patched
+        w.u8(0); // MEDIUM TYPE
+        w.u8(dsp);
+        w.u8(u8::from(bd_len == 16)); // LONGLBA
+        w.u8(0);
+        w.u16(bd_len);
+    } else {
+        w.u8(0); // MODE DATA LENGTH, patched
+        w.u8(0);
+        w.u8(dsp);
+        w.u8(bd_len as u8);
+    }
+    match bd_len {
+        8 => {
+            w.u32(u32::try_from(lu.num_blocks).unwrap_or(u32::MAX));
+            w.u8(0);
+            w.bytes(&lu.block_size.to_be_bytes()[1..]);
+        }
+        16 => {
+            w.u64(lu.num_blocks);
+            w.u32(0);
+            w.u32(lu.block_size);
+        }
+        _ => {}
+    }
+    for &code in pages {
+        if let Some((p, n)) = page(code, pc, lu, ex.nexus) {
+            w.bytes(&p[..n]);
+        }
+    }
+    let total = w.pos();
+    if ten {
+        w.patch_u16(0, (total - 2) as u16);
+    } else {
+        w.patch(0, &[(total - 1) as u8]);
+    }
+    Outcome::good(w.data_len())
+}
+
+/// MODE SELECT(6) (SPC-4).
+pub(crate) fn mode_select_6(ex: &mut Exec<'_, '_>) -> Outcome {
+    mode_select(ex, false)
+}
+
+/// MODE SELECT(10) (SPC-4).
+pub(crate) fn mode_select_10(ex: &mut Exec<'_, '_>) -> Outcome {
+    mode_select(ex, true)
+}
+
+/// MODE SELECT(6/10): SP = 1 → INVALID FIELD IN CDB byte 1 bit 0; a
+/// parameter list with PF = 0 → INVALID FIELD IN CDB byte 1 bit 4. The
+/// parameter list: a header, block descriptors that must repeat the current
+/// block length (and the current or a zero block count), then pages; only
+/// WCE (Caching) and D_SENSE (Control) may differ from the current values,
+/// anything else → INVALID FIELD IN PARAMETER LIST with a field pointer to
+/// the first wrong byte and bit. A list cut short → PARAMETER LIST LENGTH
+/// ERROR. Nothing changes unless the whole list is valid.
+fn mode_select(ex: &mut Exec<'_, '_>, ten: bool) -> Outcome {
+    let Some(lu) = ex.ctx.lu else {
+        return Outcome::check_condition(Sense::lun_not_supported());
+    };
+    let cdb = ex.ctx.cdb;
+    let b1 = cdb::u8_at(cdb, 1);
+    let declared = if ten { usize::from(cdb::be16(cdb, 7)) } else { usize::from(cdb::u8_at(cdb, 4)) };
+    if b1 & 0x01 != 0 {
+        return Outcome::check_condition(Sense::invalid_field_in_cdb(1, Some(0)));
+    }
+    if declared == 0 {
+        return Outcome::good(0);
+    }
+    if b1 & 0x10 == 0 {
+        return Outcome::check_condition(Sense::invalid_field_in_cdb(1, Some(4)));
+    }
+    if ex.params.len() < declared {
+        return Outcome::check_condition(Sense::parameter_list_length_error());
+    }
+    let p = &ex.params[..declared];
+    match parse_mode_select(p, ten, lu, ex.nexus) {
+        Ok(change) => {
+            if let Some(w) = change.wce {
+                ex.nexus.write_cache = Some(w);
+            }
+            if let Some(d) = change.d_sense {
+                ex.nexus.d_sense = d;
+            }
+            Outcome::good(0)
+        }
+        Err(s) => Outcome::check_condition(s),
+    }
+}
+
+/// What a valid MODE SELECT parameter list changes.
+#[derive(Default)]
+struct Change {
+    wce: Option<bool>,
+    d_sense: Option<bool>,
+}
+
+fn bad(at: usize, bit: Option<u8>) -> Sense {
+    Sense::invalid_field_in_parameter_list(u16::try_from(at).unwrap_or(u16::MAX), bit)
+}
+
+fn parse_mode_select(p: &[u8], ten: bool, lu: &LuInfo, nexus: &NexusState) -> Result<Change, Sense> {
+    let hdr = if ten { 8 } else { 4 };
+    if p.len() < hdr {
+        return Err(Sense::parameter_list_length_error());
+    }
+    let (bd_len, bd_len_at, long) =
+        if ten { (usize::from(cdb::be16(p, 6)), 6, p[4] & 0x01 != 0) } else { (usize::from(p[3]), 3, false) };
+    let desc_len = if long { 16 } else { 8 };
+    if bd_len % desc_len != 0 {
+        return Err(bad(bd_len_at, None));
+    }
+    if p.len() < hdr + bd_len {
+        return Err(Sense::parameter_list_length_error());
+    }
+    let mut at = hdr;
+    while at < hdr + bd_len {
+        let (blocks, current, len_at, block_len) = if long {
+            (cdb::be64(p, at), lu.num_blocks, at + 12, cdb::be32(p, at + 12))
+        } else {
+            (u64::from(cdb::be32(p, at)), lu.num_blocks.min(u64::from(u32::MAX)), at + 5, cdb::be24(p, at + 5))
+        };
+        if blocks != 0 && blocks != current {
+            return Err(bad(at, None));
+        }
+        if block_len != lu.block_size {
+            return Err(bad(len_at, None));
+        }
+        at += desc_len;
+    }
+    let mut change = Change::default();
+    while at < p.len() {
+        if p.len() - at < 2 {
+            return Err(Sense::parameter_list_length_error());
+        }
+        if p[at] & 0x40 != 0 {
+            return Err(bad(at, Some(6))); // SPF: we have no subpages
+        }
+        let code = p[at] & 0x3f;
+        let Some((cur, n)) = page(code, PageControl::Current, lu, nexus) else {
+            return Err(bad(at, Some(5)));
+        };
+        if usize::from(p[at + 1]) + 2 != n {
+            return Err(bad(at + 1, None));
+        }
+        if p.len() - at < n {
+            return Err(Sense::parameter_list_length_error());
+        }
+        let changeable = page(code, PageControl::Changeable, lu, nexus).map_or([0; PAGE_MAX], |c| c.0);
+        for i in 2..n {
+            let diff = (p[at + i] ^ cur[i]) & !changeable[i];
+            if diff != 0 {
+                return Err(bad(at + i, Some(7 - diff.leading_zeros() as u8)));
+            }
+        }
+        match code {
+            0x08 => change.wce = Some(p[at + 2] & 0x04 != 0),
+            0x0a => change.d_sense = Some(p[at + 2] & 0x04 != 0),
+            _ => {}
+        }
+        at += n;
+    }
+    Ok(change)
+}
