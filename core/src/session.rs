@@ -76,12 +76,7 @@ impl Registry {
     pub fn open(&self, initiator: &str, isid: Isid, target: &str) -> Result<SessionLease, OpenError> {
         let key = (initiator.to_ascii_lowercase(), isid, target.to_ascii_lowercase());
         let mut inner = self.lock();
-        let old: Vec<u16> = inner
-            .by_tsih
-            .iter()
-            .filter(|(_, e)| e.key == key)
-            .map(|(t, _)| *t)
-            .collect();
+        let old: Vec<u16> = inner.by_tsih.iter().filter(|(_, e)| e.key == key).map(|(t, _)| *t).collect();
         for t in old {
             if let Some(e) = inner.by_tsih.remove(&t) {
                 e.killed.store(true, Ordering::Release);

@@ -40,10 +40,7 @@ pub struct TargetConfig {
 impl TargetConfig {
     /// The LU at `lun`, if configured.
     pub fn lu(&self, lun: u16) -> Option<&LuConfig> {
-        self.luns
-            .binary_search_by_key(&lun, |l| l.lun)
-            .ok()
-            .map(|i| &self.luns[i])
+        self.luns.binary_search_by_key(&lun, |l| l.lun).ok().map(|i| &self.luns[i])
     }
 }
 
@@ -113,9 +110,6 @@ impl TargetSet {
     /// Find a target by name (iSCSI names compare case-insensitively after
     /// stringprep, RFC 7143 §4.2.7.2; we compare ASCII case-insensitively).
     pub fn target(&self, name: &str) -> Option<(usize, &TargetConfig)> {
-        self.targets
-            .iter()
-            .enumerate()
-            .find(|(_, t)| t.name.eq_ignore_ascii_case(name))
+        self.targets.iter().enumerate().find(|(_, t)| t.name.eq_ignore_ascii_case(name))
     }
 }

@@ -6,7 +6,7 @@ mod harness;
 
 use harness::*;
 use shardtgt_core::conn::ConnState;
-use shardtgt_core::ids::{Isid, Itt, Lun, Ttt, Tsih};
+use shardtgt_core::ids::{Isid, Itt, Lun, Tsih, Ttt};
 use shardtgt_core::pdu::*;
 use shardtgt_core::serial::CmdSn;
 use shardtgt_core::target::Limits;
@@ -178,7 +178,8 @@ fn data_in_is_segmented_by_initiator_mrdsl_with_status_in_last() {
     let (data, status, pdus) = h.read10(0, 128);
     assert_eq!(status, 0);
     assert_eq!(data, &h.disk[..65536]);
-    let dins: Vec<&DataIn> = pdus.iter().filter_map(|(p, _)| if let Pdu::DataIn(d) = p { Some(d) } else { None }).collect();
+    let dins: Vec<&DataIn> =
+        pdus.iter().filter_map(|(p, _)| if let Pdu::DataIn(d) = p { Some(d) } else { None }).collect();
     assert_eq!(dins.len(), 16);
     for (i, d) in dins.iter().enumerate() {
         assert_eq!(d.datasn, i as u32);
@@ -201,7 +202,8 @@ fn read_residual_overflow_and_underflow() {
     let cmd = h.scsi_cmd(&cdb, 512, true, false);
     h.send(&Pdu::ScsiCommand(cmd), &[]);
     let pdus = h.recv();
-    let din: Vec<_> = pdus.iter().filter_map(|(p, d)| if let Pdu::DataIn(x) = p { Some((x, d)) } else { None }).collect();
+    let din: Vec<_> =
+        pdus.iter().filter_map(|(p, d)| if let Pdu::DataIn(x) = p { Some((x, d)) } else { None }).collect();
     assert_eq!(din.iter().map(|(_, d)| d.len()).sum::<usize>(), 512);
     let last = din.last().unwrap().0;
     assert!(last.has_status && last.overflow && !last.underflow);
@@ -210,7 +212,8 @@ fn read_residual_overflow_and_underflow() {
     let cmd = h.scsi_cmd(&cdb, 4096, true, false);
     h.send(&Pdu::ScsiCommand(cmd), &[]);
     let pdus = h.recv();
-    let last = pdus.iter().rev().find_map(|(p, _)| if let Pdu::DataIn(x) = p { Some(x.clone()) } else { None }).unwrap();
+    let last =
+        pdus.iter().rev().find_map(|(p, _)| if let Pdu::DataIn(x) = p { Some(x.clone()) } else { None }).unwrap();
     assert!(last.underflow && last.has_status);
     assert_eq!(last.residual, 4096 - 1024);
 }
@@ -267,7 +270,8 @@ fn cmdsn_gap_is_held_until_filled_and_out_of_window_ignored() {
     assert!(h.recv().is_empty(), "CmdSN ahead of ExpCmdSN must wait");
     h.send(&Pdu::ScsiCommand(first.clone()), &[]);
     let got = h.recv();
-    let itts: Vec<Itt> = got.iter().filter_map(|(p, _)| if let Pdu::ScsiResponse(r) = p { Some(r.itt) } else { None }).collect();
+    let itts: Vec<Itt> =
+        got.iter().filter_map(|(p, _)| if let Pdu::ScsiResponse(r) = p { Some(r.itt) } else { None }).collect();
     assert_eq!(itts, vec![first.itt, second.itt]);
     let Pdu::ScsiResponse(last) = &got.last().unwrap().0 else { panic!() };
     assert_eq!(last.expcmdsn, h.cmdsn);
@@ -315,7 +319,8 @@ fn nop_out_ping_is_echoed_and_target_pings_idle_connection() {
     let (Pdu::NopIn(p), _) = &got[0] else { panic!("{got:?}") };
     assert_eq!(p.itt, Itt::RESERVED);
     assert_ne!(p.ttt, Ttt::RESERVED);
-    let answer = NopOut { immediate: true, lun: Lun(0), itt: Itt::RESERVED, ttt: p.ttt, cmdsn: h.cmdsn, expstatsn: h.statsn };
+    let answer =
+        NopOut { immediate: true, lun: Lun(0), itt: Itt::RESERVED, ttt: p.ttt, cmdsn: h.cmdsn, expstatsn: h.statsn };
     h.send(&Pdu::NopOut(answer), &[]);
     h.advance(2500);
     assert_ne!(h.conn.state(), ConnState::Closed);
@@ -332,7 +337,14 @@ fn logout_closes_after_response() {
     let mut h = Harness::new(small_limits());
     h.login(&[]);
     let itt = h.next_itt();
-    let req = LogoutRequest { immediate: true, reason: LogoutReason::CLOSE_SESSION, itt, cid: shardtgt_core::ids::Cid(1), cmdsn: h.cmdsn, expstatsn: h.statsn };
+    let req = LogoutRequest {
+        immediate: true,
+        reason: LogoutReason::CLOSE_SESSION,
+        itt,
+        cid: shardtgt_core::ids::Cid(1),
+        cmdsn: h.cmdsn,
+        expstatsn: h.statsn,
+    };
     h.send(&Pdu::LogoutRequest(req), &[]);
     let got = h.recv();
     let (Pdu::LogoutResponse(r), _) = &got[0] else { panic!() };
@@ -346,7 +358,14 @@ fn logout_of_unknown_cid_is_refused() {
     let mut h = Harness::new(small_limits());
     h.login(&[]);
     let itt = h.next_itt();
-    let req = LogoutRequest { immediate: true, reason: LogoutReason::CLOSE_CONNECTION, itt, cid: shardtgt_core::ids::Cid(9), cmdsn: h.cmdsn, expstatsn: h.statsn };
+    let req = LogoutRequest {
+        immediate: true,
+        reason: LogoutReason::CLOSE_CONNECTION,
+        itt,
+        cid: shardtgt_core::ids::Cid(9),
+        cmdsn: h.cmdsn,
+        expstatsn: h.statsn,
+    };
     h.send(&Pdu::LogoutRequest(req), &[]);
     let got = h.recv();
     let (Pdu::LogoutResponse(r), _) = &got[0] else { panic!() };
@@ -356,12 +375,20 @@ fn logout_of_unknown_cid_is_refused() {
 
 fn tmf(h: &mut Harness, function: TmfFunction, rtt: Itt, refcmdsn: CmdSn) -> TmfResponse {
     let itt = h.next_itt();
-    let req = TmfRequest { immediate: true, function, lun: Lun::from_index(0), itt, rtt, cmdsn: h.cmdsn, expstatsn: h.statsn, refcmdsn, expdatasn: 0 };
+    let req = TmfRequest {
+        immediate: true,
+        function,
+        lun: Lun::from_index(0),
+        itt,
+        rtt,
+        cmdsn: h.cmdsn,
+        expstatsn: h.statsn,
+        refcmdsn,
+        expdatasn: 0,
+    };
     h.send(&Pdu::TmfRequest(req), &[]);
     let got = h.recv();
-    got.into_iter()
-        .find_map(|(p, _)| if let Pdu::TmfResponse(r) = p { Some(r) } else { None })
-        .expect("TMF response")
+    got.into_iter().find_map(|(p, _)| if let Pdu::TmfResponse(r) = p { Some(r) } else { None }).expect("TMF response")
 }
 
 /// Start a write that waits for R2T data, so it stays outstanding.
@@ -384,15 +411,31 @@ fn tmf_abort_task_and_sets() {
     let r = tmf(&mut h, TmfFunction::ABORT_TASK, w.itt, w.cmdsn);
     assert_eq!(r.response, TmfResponseCode::COMPLETE);
     // The aborted task never answers, and its data is now discarded.
-    let d = DataOut { final_: true, lun: Lun::from_index(0), itt: w.itt, ttt: Ttt::RESERVED, expstatsn: h.statsn, datasn: 0, buffer_offset: 0 };
+    let d = DataOut {
+        final_: true,
+        lun: Lun::from_index(0),
+        itt: w.itt,
+        ttt: Ttt::RESERVED,
+        expstatsn: h.statsn,
+        datasn: 0,
+        buffer_offset: 0,
+    };
     h.send(&Pdu::DataOut(d), &[0; 512]);
     assert!(h.recv().iter().all(|(p, _)| !matches!(p, Pdu::ScsiResponse(_))));
     // A task that does not exist, with RefCmdSN already past.
     let r = tmf(&mut h, TmfFunction::ABORT_TASK, Itt(0xdead), CmdSn(0));
     assert_eq!(r.response, TmfResponseCode::TASK_DOES_NOT_EXIST);
-    for f in [TmfFunction::ABORT_TASK_SET, TmfFunction::CLEAR_TASK_SET, TmfFunction::TARGET_WARM_RESET, TmfFunction::LOGICAL_UNIT_RESET] {
+    for f in [
+        TmfFunction::ABORT_TASK_SET,
+        TmfFunction::CLEAR_TASK_SET,
+        TmfFunction::TARGET_WARM_RESET,
+        TmfFunction::LOGICAL_UNIT_RESET,
+    ] {
         let _w = pending_write(&mut h);
-        let r = { let c = h.cmdsn; tmf(&mut h, f, Itt::RESERVED, c) };
+        let r = {
+            let c = h.cmdsn;
+            tmf(&mut h, f, Itt::RESERVED, c)
+        };
         assert_eq!(r.response, TmfResponseCode::COMPLETE, "{f:?}");
         assert_eq!(h.conn.state(), ConnState::FullFeature);
     }
@@ -407,11 +450,35 @@ fn tmf_abort_task_and_sets() {
     let got = h.recv();
     let (Pdu::ScsiResponse(r), _) = &got[0] else { panic!() };
     assert_eq!(r.status, 0x00);
-    assert_eq!({ let c = h.cmdsn; tmf(&mut h, TmfFunction::CLEAR_ACA, Itt::RESERVED, c) }.response, TmfResponseCode::NOT_SUPPORTED);
-    assert_eq!({ let c = h.cmdsn; tmf(&mut h, TmfFunction::TASK_REASSIGN, Itt(1), c) }.response, TmfResponseCode::REASSIGN_NOT_SUPPORTED);
-    assert_eq!({ let c = h.cmdsn; tmf(&mut h, TmfFunction(0x33), Itt(1), c) }.response, TmfResponseCode::REJECTED);
+    assert_eq!(
+        {
+            let c = h.cmdsn;
+            tmf(&mut h, TmfFunction::CLEAR_ACA, Itt::RESERVED, c)
+        }
+        .response,
+        TmfResponseCode::NOT_SUPPORTED
+    );
+    assert_eq!(
+        {
+            let c = h.cmdsn;
+            tmf(&mut h, TmfFunction::TASK_REASSIGN, Itt(1), c)
+        }
+        .response,
+        TmfResponseCode::REASSIGN_NOT_SUPPORTED
+    );
+    assert_eq!(
+        {
+            let c = h.cmdsn;
+            tmf(&mut h, TmfFunction(0x33), Itt(1), c)
+        }
+        .response,
+        TmfResponseCode::REJECTED
+    );
     // Cold reset answers, then closes.
-    let r = { let c = h.cmdsn; tmf(&mut h, TmfFunction::TARGET_COLD_RESET, Itt::RESERVED, c) };
+    let r = {
+        let c = h.cmdsn;
+        tmf(&mut h, TmfFunction::TARGET_COLD_RESET, Itt::RESERVED, c)
+    };
     assert_eq!(r.response, TmfResponseCode::COMPLETE);
     assert_eq!(h.conn.state(), ConnState::Closed);
 }
@@ -421,7 +488,17 @@ fn tmf_on_unknown_lun() {
     let mut h = Harness::new(small_limits());
     h.login(&[]);
     let itt = h.next_itt();
-    let req = TmfRequest { immediate: true, function: TmfFunction::LOGICAL_UNIT_RESET, lun: Lun::from_index(5), itt, rtt: Itt::RESERVED, cmdsn: h.cmdsn, expstatsn: h.statsn, refcmdsn: h.cmdsn, expdatasn: 0 };
+    let req = TmfRequest {
+        immediate: true,
+        function: TmfFunction::LOGICAL_UNIT_RESET,
+        lun: Lun::from_index(5),
+        itt,
+        rtt: Itt::RESERVED,
+        cmdsn: h.cmdsn,
+        expstatsn: h.statsn,
+        refcmdsn: h.cmdsn,
+        expdatasn: 0,
+    };
     h.send(&Pdu::TmfRequest(req), &[]);
     let got = h.recv();
     let (Pdu::TmfResponse(r), _) = &got[0] else { panic!() };
@@ -448,7 +525,15 @@ fn unknown_opcode_is_rejected_and_connection_survives() {
 fn snack_at_erl0_is_rejected() {
     let mut h = Harness::new(small_limits());
     h.login(&[]);
-    let s = Snack { snack_type: 1, lun: Lun(0), itt: Itt::RESERVED, ttt: Ttt::RESERVED, expstatsn: h.statsn, begrun: 0, runlength: 0 };
+    let s = Snack {
+        snack_type: 1,
+        lun: Lun(0),
+        itt: Itt::RESERVED,
+        ttt: Ttt::RESERVED,
+        expstatsn: h.statsn,
+        begrun: 0,
+        runlength: 0,
+    };
     h.send(&Pdu::Snack(s), &[]);
     let got = h.recv();
     let (Pdu::Reject(r), _) = &got[0] else { panic!("{got:?}") };
@@ -466,15 +551,94 @@ fn data_segment_longer_than_negotiated_drops() {
     assert_eq!(h.conn.state(), ConnState::Closed);
 }
 
+fn expect_aborted_command(h: &mut Harness, asc: u8, ascq: u8) {
+    let got = h.recv();
+    let Some((Pdu::ScsiResponse(r), sense)) = got.iter().find(|(p, _)| matches!(p, Pdu::ScsiResponse(_))) else {
+        panic!("{got:?}")
+    };
+    assert_eq!(r.status, 0x02);
+    assert_eq!((sense[2 + 2] & 0xf, sense[2 + 12], sense[2 + 13]), (0x0b, asc, ascq));
+    assert_eq!(h.conn.state(), ConnState::FullFeature);
+}
+
 #[test]
-fn bad_datasn_drops_at_erl0() {
+fn bad_datasn_fails_the_command_and_keeps_the_connection() {
     let mut h = Harness::new(small_limits());
     h.login(&[("ImmediateData", "No")]);
     let w = pending_write(&mut h);
-    // Data-Out for the R2T with DataSN 27.
-    let d = DataOut { final_: true, lun: Lun::from_index(0), itt: w.itt, ttt: Ttt(1), expstatsn: h.statsn, datasn: 27, buffer_offset: 0 };
+    // Data-Out for the R2T with DataSN 27: ABORTED COMMAND / DATA PHASE ERROR.
+    let d = DataOut {
+        final_: true,
+        lun: Lun::from_index(0),
+        itt: w.itt,
+        ttt: Ttt(1),
+        expstatsn: h.statsn,
+        datasn: 27,
+        buffer_offset: 0,
+    };
+    h.send(&Pdu::DataOut(d.clone()), &[0; 512]);
+    expect_aborted_command(&mut h, 0x4b, 0x00);
+    // A wrong offset: DATA OFFSET ERROR.
+    let w = pending_write(&mut h);
+    let d = DataOut { itt: w.itt, ttt: Ttt(2), datasn: 0, buffer_offset: 512, ..d };
     h.send(&Pdu::DataOut(d), &[0; 512]);
-    assert_eq!(h.conn.state(), ConnState::Closed);
+    expect_aborted_command(&mut h, 0x4b, 0x05);
+    let (_, status, _) = h.read10(0, 1);
+    assert_eq!(status, 0);
+}
+
+#[test]
+fn unsolicited_data_errors_fail_the_command() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[
+        ("ImmediateData", "No"),
+        ("InitialR2T", "No"),
+        ("MaxBurstLength", "16384"),
+        ("FirstBurstLength", "8192"),
+    ]);
+    // Two unsolicited Data-Out, both DataSN 0 (libiscsi's DataSnInvalid case 1).
+    let mut cdb = [0u8; 10];
+    cdb[0] = 0x2a;
+    cdb[8] = 2;
+    let mut cmd = h.scsi_cmd(&cdb, 1024, false, true);
+    cmd.final_ = false;
+    let itt = cmd.itt;
+    h.send(&Pdu::ScsiCommand(cmd), &[]);
+    let d = DataOut {
+        final_: false,
+        lun: Lun::from_index(0),
+        itt,
+        ttt: Ttt::RESERVED,
+        expstatsn: h.statsn,
+        datasn: 0,
+        buffer_offset: 0,
+    };
+    h.send(&Pdu::DataOut(d.clone()), &[1; 512]);
+    h.send(&Pdu::DataOut(DataOut { final_: true, buffer_offset: 512, ..d }), &[1; 512]);
+    expect_aborted_command(&mut h, 0x4b, 0x00);
+    assert!(h.disk[..1024].iter().all(|b| *b == 0));
+    // Unsolicited data beyond FirstBurstLength.
+    let mut cdb = [0u8; 10];
+    cdb[0] = 0x2a;
+    cdb[8] = 32;
+    let mut cmd = h.scsi_cmd(&cdb, 16384, false, true);
+    cmd.final_ = false;
+    let itt = cmd.itt;
+    h.send(&Pdu::ScsiCommand(cmd), &[]);
+    let d = DataOut {
+        final_: false,
+        lun: Lun::from_index(0),
+        itt,
+        ttt: Ttt::RESERVED,
+        expstatsn: h.statsn,
+        datasn: 0,
+        buffer_offset: 0,
+    };
+    h.chunk = 1 << 20;
+    h.send(&Pdu::DataOut(d.clone()), &[2; 8192]);
+    assert!(h.recv().is_empty());
+    h.send(&Pdu::DataOut(DataOut { final_: true, datasn: 1, buffer_offset: 8192, ..d }), &[2; 512]);
+    expect_aborted_command(&mut h, 0x0c, 0x0c);
 }
 
 #[test]
@@ -482,7 +646,15 @@ fn data_out_for_unknown_ttt_is_rejected() {
     let mut h = Harness::new(small_limits());
     h.login(&[("ImmediateData", "No")]);
     let w = pending_write(&mut h);
-    let d = DataOut { final_: true, lun: Lun::from_index(0), itt: w.itt, ttt: Ttt(0x7777), expstatsn: h.statsn, datasn: 0, buffer_offset: 0 };
+    let d = DataOut {
+        final_: true,
+        lun: Lun::from_index(0),
+        itt: w.itt,
+        ttt: Ttt(0x7777),
+        expstatsn: h.statsn,
+        datasn: 0,
+        buffer_offset: 0,
+    };
     h.send(&Pdu::DataOut(d), &[0; 512]);
     let got = h.recv();
     assert!(matches!(&got[0].0, Pdu::Reject(r) if r.reason == RejectReason::PROTOCOL_ERROR), "{got:?}");
@@ -512,10 +684,20 @@ fn header_digest_error_drops_and_digests_work() {
 fn discovery_session_sendtargets_and_no_scsi() {
     let mut h = Harness::new(small_limits());
     let req = h.login_request(Stage::SECURITY, Stage::FULL_FEATURE, true);
-    let (r, _) = h.login_pdu(req, &[("InitiatorName", INITIATOR), ("SessionType", "Discovery"), ("AuthMethod", "None")]);
+    let (r, _) =
+        h.login_pdu(req, &[("InitiatorName", INITIATOR), ("SessionType", "Discovery"), ("AuthMethod", "None")]);
     assert_eq!(r.status, LoginStatus::SUCCESS);
     let itt = h.next_itt();
-    let t = TextRequest { immediate: true, final_: true, continue_: false, lun: Lun(0), itt, ttt: Ttt::RESERVED, cmdsn: h.cmdsn, expstatsn: h.statsn };
+    let t = TextRequest {
+        immediate: true,
+        final_: true,
+        continue_: false,
+        lun: Lun(0),
+        itt,
+        ttt: Ttt::RESERVED,
+        cmdsn: h.cmdsn,
+        expstatsn: h.statsn,
+    };
     h.send(&Pdu::TextRequest(t), b"SendTargets=All\0");
     let got = h.recv();
     let (Pdu::TextResponse(r), d) = &got[0] else { panic!("{got:?}") };
@@ -542,15 +724,30 @@ fn long_text_answer_is_continued() {
     }
     let reg = std::sync::Arc::new(shardtgt_core::session::Registry::new(0));
     let mut h = Harness::with_registry(small_limits(), reg.clone());
-    h.conn = shardtgt_core::conn::Connection::new(std::sync::Arc::new(set), reg, shardtgt_core::conn::ConnInfo { peer: "t".into(), tpgt: 1 }, 0);
+    h.conn = shardtgt_core::conn::Connection::new(
+        std::sync::Arc::new(set),
+        reg,
+        shardtgt_core::conn::ConnInfo { peer: "t".into(), tpgt: 1 },
+        0,
+    );
     let req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, true);
-    let (r, _) = h.login_pdu(req, &[("InitiatorName", INITIATOR), ("SessionType", "Discovery"), ("AuthMethod", "None")]);
+    let (r, _) =
+        h.login_pdu(req, &[("InitiatorName", INITIATOR), ("SessionType", "Discovery"), ("AuthMethod", "None")]);
     assert_eq!(r.status, LoginStatus::SUCCESS);
     let req = h.login_request(Stage::OPERATIONAL, Stage::FULL_FEATURE, true);
     let (r, _) = h.login_pdu(req, &[("MaxRecvDataSegmentLength", "1024")]);
     assert_eq!(r.status, LoginStatus::SUCCESS);
     let itt = h.next_itt();
-    let mut t = TextRequest { immediate: true, final_: true, continue_: false, lun: Lun(0), itt, ttt: Ttt::RESERVED, cmdsn: h.cmdsn, expstatsn: h.statsn };
+    let mut t = TextRequest {
+        immediate: true,
+        final_: true,
+        continue_: false,
+        lun: Lun(0),
+        itt,
+        ttt: Ttt::RESERVED,
+        cmdsn: h.cmdsn,
+        expstatsn: h.statsn,
+    };
     h.send(&Pdu::TextRequest(t.clone()), b"SendTargets=All\0");
     let mut all = Vec::new();
     for _ in 0..100 {

@@ -4,13 +4,13 @@
 
 use super::task::{Phase, R2tState, SENSE_MAX};
 use super::tx::Out;
-use super::{Connection, ConnState, Flow, Held, PendingTmf, TextExchange};
+use super::{ConnState, Connection, Flow, Held, PendingTmf, TextExchange};
 use crate::ids::{Itt, Ttt};
 use crate::pdu::{
     Bhs, DataOut, LogoutReason, LogoutRequest, NopOut, Pdu, RejectReason, ScsiCommand, Snack, TextRequest,
     TextResponse, TmfFunction, TmfRequest, TmfResponseCode,
 };
-use crate::scsi::{self, BackendOp, BackendStatus, CmdContext, NexusState, Outcome, ScsiStatus, Sense};
+use crate::scsi::{self, Asc, BackendOp, BackendStatus, CmdContext, NexusState, Outcome, ScsiStatus, Sense};
 use crate::serial::CmdSn;
 
 /// Largest text request we gather across C-bit PDUs.
@@ -22,9 +22,7 @@ impl Connection {
     /// Route one decoded full-feature-phase PDU.
     pub(super) fn handle_ffp(&mut self, bhs: &Bhs, pdu: Pdu, data_at: usize, data_len: usize) -> Flow {
         let discovery = self.session.as_ref().is_some_and(|s| s.discovery);
-        if discovery
-            && !matches!(pdu, Pdu::TextRequest(_) | Pdu::LogoutRequest(_) | Pdu::NopOut(_))
-        {
+        if discovery && !matches!(pdu, Pdu::TextRequest(_) | Pdu::LogoutRequest(_) | Pdu::NopOut(_)) {
             // RFC 7143 §4.3: a discovery session carries only Text and Logout
             // (NOP too, for keep-alive). Anything else is a protocol error.
             self.reject(bhs, RejectReason::PROTOCOL_ERROR);
@@ -192,7 +190,8 @@ impl Connection {
             if let Some(x) = self.text.as_mut() {
                 x.ttt = ttt;
             }
-            let resp = TextResponse { final_: false, continue_: false, lun: t.lun, itt: t.itt, ttt, ..Default::default() };
+            let resp =
+                TextResponse { final_: false, continue_: false, lun: t.lun, itt: t.itt, ttt, ..Default::default() };
             self.out.push_back(Out::Text { resp, data: Vec::new() });
             return Flow::Continue;
         }
@@ -337,6 +336,12 @@ impl Connection {
             write_bit: t.write,
             read_bit: t.read,
         };
+        if let Some(sense) = t.failed {
+            // Its data already broke the sequence rules (handle_data_out).
+            let spdtl = t.edtl;
+            self.finish_with(slot, gen, ScsiStatus::CHECK_CONDITION, Some(sense), spdtl, 0);
+            return;
+        }
         if edtl > self.targets.limits.max_transfer_len {
             let sense = Sense::new(scsi::SenseKey::ILLEGAL_REQUEST, scsi::Asc(0x2400));
             self.finish_with(slot, gen, ScsiStatus::CHECK_CONDITION, Some(sense), 0, 0);
@@ -516,23 +521,34 @@ impl Connection {
             self.reject(bhs, RejectReason::PROTOCOL_ERROR);
             return Flow::Continue;
         }
+        if t.failed.is_some() {
+            // The task already failed on bad data; the rest of its data is dropped.
+            return Flow::Continue;
+        }
         let len = data_len as u32;
         let off = d.buffer_offset;
+        // A sequence error fails the command but keeps the connection: the
+        // framing is intact, so the initiator gets CHECK CONDITION / ABORTED
+        // COMMAND (RFC 7143 §11.4.7.2 sense for iSCSI errors) instead of
+        // losing every other task with the connection.
+        let mut failure = None;
         if d.ttt == Ttt::RESERVED {
             // Unsolicited data (RFC 7143 §11.7.4): allowed only while the
             // command's unsolicited burst is open, in order, within FirstBurstLength.
-            if !t.unsol_pending || d.datasn != t.unsol_datasn || off != t.received {
-                return Flow::Drop;
-            }
-            if off.checked_add(len).is_none_or(|end| end > first_burst.min(t.edtl)) {
-                return Flow::Drop;
-            }
-            t.unsol_datasn += 1;
-            let start = off as usize;
-            t.buf[start..start + data_len].copy_from_slice(&self.rx[data_at..data_at + data_len]);
-            t.received += len;
-            if d.final_ {
-                t.unsol_pending = false;
+            if !t.unsol_pending || off.checked_add(len).is_none_or(|end| end > first_burst.min(t.edtl)) {
+                failure = Some(Asc::UNEXPECTED_UNSOLICITED_DATA);
+            } else if d.datasn != t.unsol_datasn {
+                failure = Some(Asc::DATA_PHASE_ERROR);
+            } else if off != t.received {
+                failure = Some(Asc::DATA_OFFSET_ERROR);
+            } else {
+                t.unsol_datasn += 1;
+                let start = off as usize;
+                t.buf[start..start + data_len].copy_from_slice(&self.rx[data_at..data_at + data_len]);
+                t.received += len;
+                if d.final_ {
+                    t.unsol_pending = false;
+                }
             }
         } else {
             let Some(r) = t.r2ts.iter_mut().find(|r| r.active && r.ttt == d.ttt) else {
@@ -541,21 +557,36 @@ impl Connection {
                 return Flow::Continue;
             };
             // DataSN restarts at 0 for each R2T's sequence; offsets run in
-            // order (DataPDUInOrder=Yes). At ERL 0 a gap is not recoverable.
-            if d.datasn != r.datasn || off != r.offset + r.received || r.received + len > r.len {
-                return Flow::Drop;
-            }
-            let start = off as usize;
-            t.buf[start..start + data_len].copy_from_slice(&self.rx[data_at..data_at + data_len]);
-            r.datasn += 1;
-            r.received += len;
-            if d.final_ {
-                if r.received != r.len {
-                    return Flow::Drop;
+            // order (DataPDUInOrder=Yes).
+            if d.datasn != r.datasn {
+                failure = Some(Asc::DATA_PHASE_ERROR);
+            } else if off != r.offset + r.received
+                || r.received + len > r.len
+                || (d.final_ && r.received + len != r.len)
+            {
+                failure = Some(Asc::DATA_OFFSET_ERROR);
+            } else {
+                let start = off as usize;
+                t.buf[start..start + data_len].copy_from_slice(&self.rx[data_at..data_at + data_len]);
+                r.datasn += 1;
+                r.received += len;
+                if d.final_ {
+                    r.active = false;
                 }
+                t.received = t.received.max(off + len);
+            }
+        }
+        if let Some(asc) = failure {
+            let sense = Sense::new(scsi::SenseKey::ABORTED_COMMAND, asc);
+            t.failed = Some(sense);
+            for r in &mut t.r2ts {
                 r.active = false;
             }
-            t.received = t.received.max(off + len);
+            if t.phase == Phase::WaitData {
+                let spdtl = t.spdtl;
+                self.finish_with(slot, gen, ScsiStatus::CHECK_CONDITION, Some(sense), spdtl, 0);
+            }
+            return Flow::Continue;
         }
         if t.phase == Phase::WaitData {
             self.write_progress(slot, gen);

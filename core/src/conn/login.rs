@@ -9,7 +9,7 @@
 //! ```
 
 use super::tx::Out;
-use super::{Connection, ConnState, Flow, Op, Session};
+use super::{ConnState, Connection, Flow, Op, Session};
 use crate::ids::{Cid, Isid, Tsih};
 use crate::login::negotiate::{NegotiationError, Negotiator};
 use crate::login::params::SessionType;

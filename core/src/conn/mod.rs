@@ -67,7 +67,6 @@ pub struct ConnInfo {
     pub tpgt: u16,
 }
 
-
 mod ffp;
 mod login;
 mod task;
@@ -75,7 +74,7 @@ mod tx;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::ids::{Cid, Isid, Itt, Ttt, Tsih};
+use crate::ids::{Cid, Isid, Itt, Tsih, Ttt};
 use crate::pdu::bhs::pad_len;
 use crate::pdu::{Bhs, DecodeError, Opcode, Pdu, RejectReason, BHS_LEN};
 use crate::scsi::NexusState;
@@ -520,9 +519,7 @@ impl Connection {
             self.rx_start += total;
             if hd != 0 {
                 let got = u32::from_le_bytes(
-                    self.rx[start + BHS_LEN + ahs_len..start + BHS_LEN + ahs_len + 4]
-                        .try_into()
-                        .unwrap_or([0; 4]),
+                    self.rx[start + BHS_LEN + ahs_len..start + BHS_LEN + ahs_len + 4].try_into().unwrap_or([0; 4]),
                 );
                 if crate::digest::crc32c(&self.rx[start..start + BHS_LEN + ahs_len]) != got {
                     // RFC 7143 §7.8: a header digest error leaves framing in

@@ -99,6 +99,8 @@ pub(super) struct Task {
     pub param_list: bool,
     /// Medium contents for VERIFY with BYTCHK (compared against `buf`).
     pub verify_buf: Vec<u8>,
+    /// The task's Data-Out broke the sequence rules; it ends with this sense.
+    pub failed: Option<crate::scsi::Sense>,
 }
 
 impl Task {
@@ -140,6 +142,7 @@ impl Task {
             window_held: false,
             param_list: false,
             verify_buf: Vec::new(),
+            failed: None,
         }
     }
 

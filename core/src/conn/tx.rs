@@ -4,7 +4,7 @@
 //! fresh as possible (RFC 7143 §4.2.2.2), and Data-In is produced from the
 //! task buffer in bounded batches instead of piling up in memory.
 
-use super::{Connection, ConnState, TX_BATCH};
+use super::{ConnState, Connection, TX_BATCH};
 use crate::ids::{Itt, Lun, Ttt};
 use crate::pdu::frame::DigestMode;
 use crate::pdu::{

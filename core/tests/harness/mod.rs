@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use shardtgt_core::conn::{ConnInfo, ConnState, Connection};
-use shardtgt_core::ids::{Cid, Isid, Itt, Lun, Ttt, Tsih};
+use shardtgt_core::ids::{Cid, Isid, Itt, Lun, Tsih, Ttt};
 use shardtgt_core::pdu::frame::{decode_pdu, encode_pdu, DigestMode};
 use shardtgt_core::pdu::*;
 use shardtgt_core::scsi::{BackendOp, BackendStatus, LuInfo};

@@ -1,0 +1,887 @@
+//! The configuration file (TOML): parsing, validation with errors that name
+//! the file, the line and the field, and conversion into what the core and
+//! the shards run on ([`TargetSet`], [`Limits`], [`LuInfo`], backend specs).
+//!
+//! Format (every `[global]` key optional; see `deploy/shardtgt.example.toml`):
+//! ```toml
+//! [global]
+//! shards = 2
+//! queue_depth = 128
+//! [[portal]]
+//! address = "127.0.0.1:3260"
+//! tpgt = 1
+//! [[target]]
+//! name = "iqn.2026-11.io.shardtgt:default"
+//!   [[target.lun]]
+//!   lun = 0
+//!   backend = "ram"
+//!   size = "1GiB"
+//! ```
+//! It never opens a backend or a socket: [`Config::build`] creates backends
+//! only when the daemon asks for them.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use shardtgt_backends::{BackendError, BackendKind, BackendSpec};
+use shardtgt_core::scsi::LuInfo;
+use shardtgt_core::target::{Limits, LuConfig, Portal, TargetConfig, TargetSet};
+use shardtgt_transport_tcp::addr::{format_portal, parse_portal};
+use toml::Spanned;
+
+/// Where the daemon looks when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/shardtgt/shardtgt.toml";
+
+/// Served when `--config` is not given and [`DEFAULT_PATH`] does not exist.
+pub const EMBEDDED_DEFAULT: &str = r#"# shardtgt built-in default configuration
+[[portal]]
+address = "127.0.0.1:3260"
+tpgt = 1
+
+[[target]]
+name = "iqn.2026-11.io.shardtgt:default"
+alias = "default"
+  [[target.lun]]
+  lun = 0
+  backend = "ram"
+  size = "1GiB"
+  block_size = 512
+"#;
+
+/// Name used for the embedded default in messages.
+pub const EMBEDDED_NAME: &str = "<built-in default>";
+
+/// A configuration error, located.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ConfigError {
+    /// File name as given.
+    pub file: String,
+    /// 1-based line, 0 when the error is not about a place in the file.
+    pub line: usize,
+    /// 1-based column (0 with `line == 0`).
+    pub col: usize,
+    /// Dotted field path (`target.lun.size`), empty when unknown.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}:{}: ", self.file, self.line, self.col)?;
+        } else {
+            write!(f, "{}: ", self.file)?;
+        }
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One portal to listen on.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PortalDef {
+    /// Socket address.
+    pub addr: SocketAddr,
+    /// Target portal group tag.
+    pub tpgt: u16,
+}
+
+/// One logical unit.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct LunDef {
+    /// LUN (0..=16383).
+    pub lun: u16,
+    /// Backend to create.
+    pub backend: BackendSpec,
+    /// Read-only.
+    pub read_only: bool,
+    /// Write cache enabled.
+    pub write_cache: bool,
+    /// Unit serial number.
+    pub serial: String,
+    /// T10 vendor id.
+    pub vendor: String,
+    /// Product id.
+    pub product: String,
+}
+
+/// One target.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct TargetDef {
+    /// iSCSI name.
+    pub name: String,
+    /// TargetAlias.
+    pub alias: Option<String>,
+    /// Logical units, sorted by LUN.
+    pub luns: Vec<LunDef>,
+}
+
+/// A validated configuration.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Config {
+    /// Number of shards.
+    pub shards: usize,
+    /// Session limit for the registry.
+    pub max_sessions: usize,
+    /// Negotiation limits and timers.
+    pub limits: Limits,
+    /// Portals.
+    pub portals: Vec<PortalDef>,
+    /// Targets.
+    pub targets: Vec<TargetDef>,
+}
+
+/// What [`Config::build`] produces.
+#[derive(Debug)]
+pub struct Built {
+    /// The snapshot the core serves.
+    pub targets: Arc<TargetSet>,
+    /// Backends, indexed by `LuConfig::backend`.
+    pub backends: Vec<Arc<dyn shardtgt_backends::Backend>>,
+}
+
+// ---- raw (serde) layer ------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    global: RawGlobal,
+    #[serde(default)]
+    portal: Vec<RawPortal>,
+    #[serde(default)]
+    target: Vec<RawTarget>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGlobal {
+    shards: Option<Spanned<i64>>,
+    queue_depth: Option<Spanned<i64>>,
+    max_recv_data_segment_len: Option<Spanned<i64>>,
+    max_burst_len: Option<Spanned<i64>>,
+    first_burst_len: Option<Spanned<i64>>,
+    immediate_data: Option<bool>,
+    initial_r2t: Option<bool>,
+    max_outstanding_r2t: Option<Spanned<i64>>,
+    nop_interval_ms: Option<Spanned<i64>>,
+    nop_timeout_ms: Option<Spanned<i64>>,
+    login_timeout_ms: Option<Spanned<i64>>,
+    logout_timeout_ms: Option<Spanned<i64>>,
+    max_sessions: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPortal {
+    address: Spanned<String>,
+    tpgt: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    name: Spanned<String>,
+    alias: Option<Spanned<String>>,
+    #[serde(default)]
+    lun: Vec<RawLun>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLun {
+    lun: Spanned<i64>,
+    backend: Spanned<String>,
+    size: Spanned<SizeValue>,
+    block_size: Option<Spanned<i64>>,
+    read_only: Option<bool>,
+    write_cache: Option<bool>,
+    serial: Option<Spanned<String>>,
+    vendor: Option<Spanned<String>>,
+    product: Option<Spanned<String>>,
+}
+
+/// A size as written: an integer or a string with a unit suffix.
+#[derive(Clone, PartialEq, Eq, Debug)]
+enum SizeValue {
+    Int(i64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for SizeValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = SizeValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size: bytes as an integer, or a string like \"1GiB\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SizeValue, E> {
+                Ok(SizeValue::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SizeValue, E> {
+                i64::try_from(v).map(SizeValue::Int).map_err(|_| E::custom("size too large"))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SizeValue, E> {
+                Ok(SizeValue::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Parse a size: `1073741824`, `"512"`, `"64K"`, `"64KiB"`, `"1G"`, `"1 GiB"`, `"2T"`.
+/// K/M/G/T and KiB/MiB/GiB/TiB are both powers of 1024 (as in qemu-img and tgt).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    if num.is_empty() {
+        return Err(format!("`{s}` is not a size (e.g. 1073741824, \"512MiB\", \"1GiB\")"));
+    }
+    let n: u64 = num.parse().map_err(|_| format!("`{s}`: number too large"))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        "T" | "TiB" => 40,
+        u => return Err(format!("`{s}`: unknown unit `{u}` (use K, M, G, T, KiB, MiB, GiB or TiB)")),
+    };
+    n.checked_mul(1u64 << shift).ok_or_else(|| format!("`{s}`: size too large"))
+}
+
+// ---- locating ---------------------------------------------------------------
+
+/// 1-based line and column of byte offset `pos` in `src`.
+pub fn line_col(src: &str, pos: usize) -> (usize, usize) {
+    let pos = pos.min(src.len());
+    let before = &src.as_bytes()[..pos];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    (line, col)
+}
+
+/// The dotted field a byte offset falls on: the last table header before it
+/// plus the key of its line (`target.lun.size`).
+pub fn field_at(src: &str, pos: usize) -> String {
+    let pos = pos.min(src.len());
+    let mut table = String::new();
+    let mut offset = 0;
+    for line in src.split_inclusive('\n') {
+        let end = offset + line.len();
+        let code = line.split('#').next().unwrap_or("").trim();
+        let is_header = code.starts_with('[');
+        if is_header {
+            table = code.trim_start_matches('[').trim_end_matches(']').trim().to_string();
+        }
+        if pos < end || end == src.len() {
+            if is_header {
+                return table;
+            }
+            let key = code.split('=').next().unwrap_or("").trim().trim_matches('"');
+            return match (table.is_empty(), key.is_empty() || !code.contains('=')) {
+                (_, true) => table,
+                (true, false) => key.to_string(),
+                (false, false) => format!("{table}.{key}"),
+            };
+        }
+        offset = end;
+    }
+    table
+}
+
+struct Ctx<'a> {
+    src: &'a str,
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Range<usize>, field: &str, message: impl Into<String>) -> ConfigError {
+        let (line, col) = line_col(self.src, span.start);
+        ConfigError { file: self.file.into(), line, col, field: field.into(), message: message.into() }
+    }
+
+    fn int(&self, v: &Option<Spanned<i64>>, field: &str, min: i64, max: i64, default: i64) -> Result<i64, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) if (min..=max).contains(s.get_ref()) => Ok(*s.get_ref()),
+            Some(s) => Err(self.err(s.span(), field, format!("{} is out of range {min}..={max}", s.get_ref()))),
+        }
+    }
+}
+
+// ---- validation -------------------------------------------------------------
+
+/// Number of CPUs this process may run on (sched_getaffinity), at least 1.
+pub fn allowed_cpus() -> usize {
+    // SAFETY: `set` is a plain bitmask struct; zeroed is a valid value, and
+    // sched_getaffinity writes at most `size_of::<cpu_set_t>()` bytes into it.
+    let n = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            libc::CPU_COUNT(&set) as usize
+        } else {
+            0
+        }
+    };
+    if n > 0 {
+        n
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+}
+
+/// Is `name` a well-formed iSCSI name (RFC 7143 §4.2.7)? Returns why not.
+pub fn check_iscsi_name(name: &str) -> Result<(), String> {
+    if name.len() > 223 {
+        return Err(format!("`{name}` is longer than 223 bytes (RFC 7143 §4.2.7.2)"));
+    }
+    let lower = name.to_ascii_lowercase();
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(rest) = lower.strip_prefix("iqn.") {
+        // iqn.yyyy-mm.reversed.domain[:anything]
+        let b = rest.as_bytes();
+        let date_ok = b.len() > 8
+            && b[..4].iter().all(u8::is_ascii_digit)
+            && b[4] == b'-'
+            && b[5..7].iter().all(u8::is_ascii_digit)
+            && b[7] == b'.';
+        if !date_ok {
+            return Err(format!("`{name}`: an iqn. name is iqn.YYYY-MM.reversed.domain[:id] (RFC 7143 §4.2.7.3)"));
+        }
+        if let Some(c) = lower.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))) {
+            return Err(format!("`{name}`: character `{c}` is not allowed in an iSCSI name"));
+        }
+        Ok(())
+    } else if let Some(rest) = lower.strip_prefix("eui.") {
+        if rest.len() == 16 && hex(rest) {
+            Ok(())
+        } else {
+            Err(format!("`{name}`: an eui. name has 16 hex digits"))
+        }
+    } else if let Some(rest) = lower.strip_prefix("naa.") {
+        if (rest.len() == 16 || rest.len() == 32) && hex(rest) {
+            Ok(())
+        } else {
+            Err(format!("`{name}`: a naa. name has 16 or 32 hex digits"))
+        }
+    } else {
+        Err(format!("`{name}` is not an iSCSI name: it must start with iqn., eui. or naa."))
+    }
+}
+
+/// Stable 64-bit id of a LU: FNV-1a over the lower-cased target name and the LUN.
+pub fn lu_id(target: &str, lun: u16) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in target.to_ascii_lowercase().bytes().chain([0u8]).chain(lun.to_be_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn check_ascii(ctx: &Ctx<'_>, v: &Spanned<String>, field: &str, max: usize) -> Result<String, ConfigError> {
+    let s = v.get_ref();
+    if s.is_empty() || s.len() > max || !s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(ctx.err(v.span(), field, format!("`{s}` must be 1 to {max} printable ASCII characters")));
+    }
+    Ok(s.clone())
+}
+
+impl Config {
+    /// Parse and validate `src`; `file` names it in errors.
+    pub fn parse(src: &str, file: &str) -> Result<Config, ConfigError> {
+        let ctx = Ctx { src, file };
+        let raw: RawConfig = toml::from_str(src).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let (line, col) = if e.span().is_some() { line_col(src, span.start) } else { (0, 0) };
+            ConfigError {
+                file: file.into(),
+                line,
+                col,
+                field: if e.span().is_some() { field_at(src, span.start) } else { String::new() },
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let g = &raw.global;
+        let d = Limits::default();
+        let max_seg = (1 << 24) - 1;
+        let shards = ctx.int(&g.shards, "global.shards", 1, 1024, allowed_cpus() as i64)? as usize;
+        let mut limits = Limits {
+            queue_depth: ctx.int(&g.queue_depth, "global.queue_depth", 1, 16_384, d.queue_depth.into())? as u32,
+            max_recv_data_segment_len: ctx.int(
+                &g.max_recv_data_segment_len,
+                "global.max_recv_data_segment_len",
+                512,
+                max_seg,
+                d.max_recv_data_segment_len.into(),
+            )? as u32,
+            max_burst_len: ctx.int(&g.max_burst_len, "global.max_burst_len", 512, max_seg, d.max_burst_len.into())?
+                as u32,
+            first_burst_len: ctx.int(
+                &g.first_burst_len,
+                "global.first_burst_len",
+                512,
+                max_seg,
+                d.first_burst_len.into(),
+            )? as u32,
+            immediate_data: g.immediate_data.unwrap_or(d.immediate_data),
+            initial_r2t: g.initial_r2t.unwrap_or(d.initial_r2t),
+            max_outstanding_r2t: ctx.int(
+                &g.max_outstanding_r2t,
+                "global.max_outstanding_r2t",
+                1,
+                65_535,
+                d.max_outstanding_r2t.into(),
+            )? as u32,
+            nop_interval_ms: ctx.int(
+                &g.nop_interval_ms,
+                "global.nop_interval_ms",
+                0,
+                3_600_000,
+                d.nop_interval_ms as i64,
+            )? as u64,
+            nop_timeout_ms: ctx.int(
+                &g.nop_timeout_ms,
+                "global.nop_timeout_ms",
+                100,
+                3_600_000,
+                d.nop_timeout_ms as i64,
+            )? as u64,
+            login_timeout_ms: ctx.int(
+                &g.login_timeout_ms,
+                "global.login_timeout_ms",
+                100,
+                3_600_000,
+                d.login_timeout_ms as i64,
+            )? as u64,
+            logout_timeout_ms: ctx.int(
+                &g.logout_timeout_ms,
+                "global.logout_timeout_ms",
+                0,
+                600_000,
+                d.logout_timeout_ms as i64,
+            )? as u64,
+            ..d
+        };
+        if limits.first_burst_len > limits.max_burst_len {
+            let span = g.first_burst_len.as_ref().or(g.max_burst_len.as_ref()).map_or(0..0, |s| s.span());
+            return Err(ctx.err(
+                span,
+                "global.first_burst_len",
+                format!(
+                    "first_burst_len {} exceeds max_burst_len {} (RFC 7143 §13.14)",
+                    limits.first_burst_len, limits.max_burst_len
+                ),
+            ));
+        }
+        limits.max_transfer_len = limits.max_transfer_len.max(limits.max_burst_len);
+        let max_sessions = ctx.int(&g.max_sessions, "global.max_sessions", 1, 65_535, 1024)? as usize;
+
+        let mut portals: Vec<PortalDef> = Vec::new();
+        for p in &raw.portal {
+            let addr =
+                parse_portal(p.address.get_ref()).map_err(|e| ctx.err(p.address.span(), "portal.address", e.0))?;
+            if portals.iter().any(|q| q.addr == addr) {
+                return Err(ctx.err(
+                    p.address.span(),
+                    "portal.address",
+                    format!("portal {} is listed twice", format_portal(&addr)),
+                ));
+            }
+            let tpgt = ctx.int(&p.tpgt, "portal.tpgt", 1, 65_535, 1)? as u16;
+            portals.push(PortalDef { addr, tpgt });
+        }
+        if portals.is_empty() {
+            return Err(ConfigError {
+                file: file.into(),
+                line: 0,
+                col: 0,
+                field: "portal".into(),
+                message: "no [[portal]] configured: add one, e.g. address = \"127.0.0.1:3260\"".into(),
+            });
+        }
+
+        let mut targets: Vec<TargetDef> = Vec::new();
+        for t in &raw.target {
+            let name = t.name.get_ref().trim().to_string();
+            check_iscsi_name(&name).map_err(|m| ctx.err(t.name.span(), "target.name", m))?;
+            if targets.iter().any(|o| o.name.eq_ignore_ascii_case(&name)) {
+                return Err(ctx.err(t.name.span(), "target.name", format!("target `{name}` is defined twice")));
+            }
+            let alias = t.alias.as_ref().map(|a| check_ascii(&ctx, a, "target.alias", 255)).transpose()?;
+            let mut luns: Vec<LunDef> = Vec::new();
+            for l in &t.lun {
+                let lun = ctx.int(&Some(l.lun.clone()), "target.lun.lun", 0, 16_383, 0)? as u16;
+                if luns.iter().any(|o| o.lun == lun) {
+                    return Err(ctx.err(
+                        l.lun.span(),
+                        "target.lun.lun",
+                        format!("LUN {lun} is defined twice in `{name}`"),
+                    ));
+                }
+                let kind = BackendKind::from_name(l.backend.get_ref()).ok_or_else(|| {
+                    let b = l.backend.get_ref();
+                    let why = if matches!(b.as_str(), "file" | "block" | "rbd") {
+                        " is not available yet"
+                    } else {
+                        " is unknown"
+                    };
+                    ctx.err(
+                        l.backend.span(),
+                        "target.lun.backend",
+                        format!("backend `{b}`{why} (known: {})", BackendKind::NAMES.join(", ")),
+                    )
+                })?;
+                let block_size = match &l.block_size {
+                    None => 512,
+                    Some(b) if matches!(*b.get_ref(), 512 | 4096) => *b.get_ref() as u32,
+                    Some(b) => {
+                        return Err(ctx.err(
+                            b.span(),
+                            "target.lun.block_size",
+                            format!("block size {} must be 512 or 4096", b.get_ref()),
+                        ))
+                    }
+                };
+                let size_bytes = match l.size.get_ref() {
+                    SizeValue::Int(n) if *n > 0 => Ok(*n as u64),
+                    SizeValue::Int(n) => Err(format!("size {n} must be positive")),
+                    SizeValue::Text(s) => parse_size(s),
+                }
+                .map_err(|m| ctx.err(l.size.span(), "target.lun.size", m))?;
+                if size_bytes == 0 || size_bytes % u64::from(block_size) != 0 {
+                    return Err(ctx.err(
+                        l.size.span(),
+                        "target.lun.size",
+                        format!("size {size_bytes} is not a positive multiple of the block size {block_size}"),
+                    ));
+                }
+                let id = lu_id(&name, lun);
+                let serial = match &l.serial {
+                    Some(s) => check_ascii(&ctx, s, "target.lun.serial", 64)?,
+                    None => format!("{id:016x}"),
+                };
+                let vendor = match &l.vendor {
+                    Some(s) => check_ascii(&ctx, s, "target.lun.vendor", 8)?,
+                    None => "SHARDTGT".into(),
+                };
+                let product = match &l.product {
+                    Some(s) => check_ascii(&ctx, s, "target.lun.product", 16)?,
+                    None => "shardtgt disk".into(),
+                };
+                luns.push(LunDef {
+                    lun,
+                    backend: BackendSpec { kind, size_bytes, block_size },
+                    read_only: l.read_only.unwrap_or(false),
+                    write_cache: l.write_cache.unwrap_or(true),
+                    serial,
+                    vendor,
+                    product,
+                });
+            }
+            luns.sort_by_key(|l| l.lun);
+            targets.push(TargetDef { name, alias, luns });
+        }
+        Ok(Config { shards, max_sessions, limits, portals, targets })
+    }
+
+    /// Read and parse a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let src = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: 0,
+            col: 0,
+            field: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&src, &file)
+    }
+
+    /// The built-in default configuration.
+    pub fn embedded_default() -> Config {
+        Config::parse(EMBEDDED_DEFAULT, EMBEDDED_NAME).expect("the embedded default configuration is valid")
+    }
+
+    /// Number of LUNs over all targets.
+    pub fn lun_count(&self) -> usize {
+        self.targets.iter().map(|t| t.luns.len()).sum()
+    }
+
+    /// Create the backends and the snapshot the core serves.
+    pub fn build(&self) -> Result<Built, BackendError> {
+        let mut backends = Vec::new();
+        let mut targets = Vec::new();
+        let port_group = self.portals.first().map_or(1, |p| p.tpgt);
+        let revision: String = {
+            let v = env!("CARGO_PKG_VERSION");
+            let mm: Vec<&str> = v.split('.').take(2).collect();
+            mm.join(".").chars().take(4).collect()
+        };
+        for t in &self.targets {
+            let mut luns = Vec::new();
+            for l in &t.luns {
+                let b = shardtgt_backends::create(&l.backend)
+                    .map_err(|e| BackendError(format!("{} LUN {}: {e}", t.name, l.lun)))?;
+                luns.push(LuConfig {
+                    lun: l.lun,
+                    backend: backends.len(),
+                    info: LuInfo {
+                        block_size: l.backend.block_size,
+                        num_blocks: l.backend.size_bytes / u64::from(l.backend.block_size),
+                        vendor: l.vendor.clone(),
+                        product: l.product.clone(),
+                        revision: revision.clone(),
+                        serial: l.serial.clone(),
+                        naa_id: lu_id(&t.name, l.lun),
+                        read_only: l.read_only,
+                        write_cache: l.write_cache,
+                        target_name: t.name.clone(),
+                        rel_port_id: 1,
+                        port_group,
+                        thin: false,
+                    },
+                });
+                backends.push(b);
+            }
+            let lun_indices = luns.iter().map(|l| l.lun).collect();
+            targets.push(TargetConfig { name: t.name.clone(), alias: t.alias.clone(), luns, lun_indices });
+        }
+        let portals = self.portals.iter().map(|p| Portal { address: format_portal(&p.addr), tpgt: p.tpgt }).collect();
+        Ok(Built { targets: Arc::new(TargetSet { targets, portals, limits: self.limits.clone() }), backends })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../deploy/shardtgt.example.toml");
+
+    fn err(src: &str) -> ConfigError {
+        Config::parse(src, "t.toml").unwrap_err()
+    }
+
+    const BASE: &str = "[[portal]]\naddress = \"127.0.0.1:3260\"\n\n[[target]]\nname = \"iqn.2026-11.io.shardtgt:t\"\n";
+
+    fn with_lun(lun_body: &str) -> String {
+        format!("{BASE}  [[target.lun]]\n{lun_body}")
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let c = Config::parse(EXAMPLE, "example").unwrap();
+        assert_eq!(c.shards, 2);
+        assert_eq!(c.limits.queue_depth, 128);
+        assert_eq!(c.limits.max_recv_data_segment_len, 262_144);
+        assert_eq!(c.limits.first_burst_len, 65_536);
+        assert!(c.limits.immediate_data);
+        assert!(!c.limits.initial_r2t);
+        assert_eq!(c.limits.nop_interval_ms, 5000);
+        assert_eq!(c.limits.login_timeout_ms, 15_000);
+        assert_eq!(c.max_sessions, 1024);
+        assert_eq!(c.portals.len(), 1);
+        assert!(!c.targets.is_empty());
+        let t = &c.targets[0];
+        assert_eq!(t.name, "iqn.2026-11.io.shardtgt:default");
+        assert_eq!(t.alias.as_deref(), Some("default"));
+        assert_eq!(t.luns[0].backend, BackendSpec { kind: BackendKind::Ram, size_bytes: 1 << 30, block_size: 512 });
+    }
+
+    #[test]
+    fn embedded_default() {
+        let c = Config::embedded_default();
+        assert_eq!(c.portals, vec![PortalDef { addr: "127.0.0.1:3260".parse().unwrap(), tpgt: 1 }]);
+        assert_eq!(c.targets.len(), 1);
+        assert_eq!(c.targets[0].name, "iqn.2026-11.io.shardtgt:default");
+        assert_eq!(c.lun_count(), 1);
+        let l = &c.targets[0].luns[0];
+        assert_eq!((l.lun, l.backend.kind, l.backend.size_bytes), (0, BackendKind::Ram, 1 << 30));
+        assert_eq!(c.shards, allowed_cpus());
+        let built = c.build().unwrap();
+        let lu = &built.targets.targets[0].luns[0];
+        assert_eq!(lu.info.num_blocks, (1 << 30) / 512);
+        assert_eq!(lu.info.port_group, 1);
+        assert_eq!(lu.info.rel_port_id, 1);
+        assert_eq!(lu.info.naa_id, lu_id("iqn.2026-11.io.shardtgt:default", 0));
+        assert!(lu.info.revision.len() <= 4);
+        assert_eq!(built.targets.portals[0].address, "127.0.0.1:3260");
+        assert_eq!(built.backends.len(), 1);
+        assert_eq!(built.targets.targets[0].lun_indices, vec![0]);
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("1 GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("2T"), Ok(2 << 40));
+        assert_eq!(parse_size("2TiB"), Ok(2 << 40));
+        assert!(parse_size("1GB").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("GiB").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999T").unwrap_err().contains("too large"));
+        let c = Config::parse(&with_lun("  lun = 0\n  backend = \"null\"\n  size = 8192\n"), "t").unwrap();
+        assert_eq!(c.targets[0].luns[0].backend.size_bytes, 8192);
+    }
+
+    #[test]
+    fn lun_defaults_and_ordering() {
+        let src = with_lun(
+            "  lun = 3\n  backend = \"null\"\n  size = \"1MiB\"\n  [[target.lun]]\n  lun = 1\n  backend = \"ram\"\n  size = \"1MiB\"\n  block_size = 4096\n  read_only = true\n  write_cache = false\n  serial = \"ABC\"\n  vendor = \"ACME\"\n  product = \"thing\"\n",
+        );
+        let c = Config::parse(&src, "t").unwrap();
+        let l = &c.targets[0].luns;
+        assert_eq!(l.iter().map(|l| l.lun).collect::<Vec<_>>(), vec![1, 3]);
+        assert!(l[0].read_only && !l[0].write_cache);
+        assert_eq!((l[0].serial.as_str(), l[0].vendor.as_str(), l[0].product.as_str()), ("ABC", "ACME", "thing"));
+        assert_eq!(l[1].vendor, "SHARDTGT");
+        assert_eq!(l[1].product, "shardtgt disk");
+        assert_eq!(l[1].serial, format!("{:016x}", lu_id("iqn.2026-11.io.shardtgt:t", 3)));
+        assert!(!l[1].read_only && l[1].write_cache);
+        assert_ne!(lu_id("iqn.a", 0), lu_id("iqn.a", 1));
+        assert_eq!(lu_id("IQN.A", 0), lu_id("iqn.a", 0));
+    }
+
+    fn assert_err(e: &ConfigError, line: usize, field: &str, msg_part: &str) {
+        let s = e.to_string();
+        assert_eq!(e.line, line, "{s}");
+        assert_eq!(e.field, field, "{s}");
+        assert!(s.contains(msg_part), "{s}");
+        assert!(s.starts_with(&format!("t.toml:{line}:")), "{s}");
+        assert!(s.contains(field), "{s}");
+    }
+
+    #[test]
+    fn size_not_multiple_of_block_size() {
+        // Lines: 1-2 portal, 3 blank, 4-5 target, 6 [[target.lun]], 7 lun, 8 backend, 9 size, 10 block_size.
+        let e = err(&with_lun("  lun = 0\n  backend = \"ram\"\n  size = 1000\n  block_size = 512\n"));
+        assert_err(&e, 9, "target.lun.size", "not a positive multiple of the block size 512");
+    }
+
+    #[test]
+    fn bad_block_size() {
+        let e = err(&with_lun("  lun = 0\n  backend = \"ram\"\n  size = 4096\n  block_size = 1000\n"));
+        assert_err(&e, 10, "target.lun.block_size", "512 or 4096");
+    }
+
+    #[test]
+    fn duplicate_lun() {
+        let e = err(&with_lun(
+            "  lun = 0\n  backend = \"ram\"\n  size = 4096\n  [[target.lun]]\n  lun = 0\n  backend = \"null\"\n  size = 4096\n",
+        ));
+        assert_err(&e, 11, "target.lun.lun", "LUN 0 is defined twice");
+    }
+
+    #[test]
+    fn bad_iqn() {
+        let e = err("[[portal]]\naddress = \"127.0.0.1:3260\"\n[[target]]\nname = \"target0\"\n");
+        assert_err(&e, 4, "target.name", "must start with iqn., eui. or naa.");
+        let e = err("[[portal]]\naddress = \"127.0.0.1:3260\"\n[[target]]\nname = \"iqn.foo\"\n");
+        assert_err(&e, 4, "target.name", "iqn.YYYY-MM");
+        assert!(check_iscsi_name("eui.02004567A425678D").is_ok());
+        assert!(check_iscsi_name("naa.52004567BA64678D").is_ok());
+        assert!(check_iscsi_name("iqn.2001-04.com.example:storage:disk2.sys1.xyz").is_ok());
+        assert!(check_iscsi_name("iqn.2001-04.com.example:a b").is_err());
+        assert!(check_iscsi_name("eui.123").is_err());
+    }
+
+    #[test]
+    fn duplicate_target() {
+        let e = err(&format!("{BASE}[[target]]\nname = \"IQN.2026-11.io.shardtgt:t\"\n"));
+        assert_err(&e, 7, "target.name", "defined twice");
+    }
+
+    #[test]
+    fn unknown_backend() {
+        let e = err(&with_lun("  lun = 0\n  backend = \"floppy\"\n  size = 4096\n"));
+        assert_err(&e, 8, "target.lun.backend", "backend `floppy` is unknown (known: ram, null)");
+        let e = err(&with_lun("  lun = 0\n  backend = \"rbd\"\n  size = 4096\n"));
+        assert_err(&e, 8, "target.lun.backend", "not available yet");
+    }
+
+    #[test]
+    fn unknown_key() {
+        let e = err("[global]\nshards = 2\nqueue_dpeth = 4\n");
+        assert_err(&e, 3, "global.queue_dpeth", "unknown field `queue_dpeth`");
+        let e = err(&with_lun("  lun = 0\n  backend = \"ram\"\n  size = 4096\n  colour = \"red\"\n"));
+        assert_err(&e, 10, "target.lun.colour", "unknown field `colour`");
+        let e = err("[globl]\nshards = 2\n");
+        assert_err(&e, 1, "globl", "unknown field `globl`");
+    }
+
+    #[test]
+    fn wrong_types_and_syntax() {
+        let e = err("[global]\nshards = \"two\"\n");
+        assert_err(&e, 2, "global.shards", "invalid type");
+        let e = err("[global]\nimmediate_data = yes\n");
+        assert_eq!(e.line, 2, "{e}");
+        assert_eq!(e.field, "global.immediate_data", "{e}");
+        let e = err(&with_lun("  lun = 0\n  backend = \"ram\"\n  size = \"1 gallon\"\n"));
+        assert_err(&e, 9, "target.lun.size", "unknown unit");
+        let e = err(&with_lun("  lun = 0\n  backend = \"ram\"\n  size = true\n"));
+        assert_err(&e, 9, "target.lun.size", "a size");
+    }
+
+    #[test]
+    fn missing_field() {
+        let e = err(&with_lun("  lun = 0\n  size = 4096\n"));
+        assert!(e.to_string().contains("missing field `backend`"), "{e}");
+        assert!(e.line >= 6, "{e}");
+    }
+
+    #[test]
+    fn ranges() {
+        let e = err("[global]\nshards = 0\n");
+        assert_err(&e, 2, "global.shards", "out of range 1..=1024");
+        let e = err("[global]\nmax_burst_len = 4096\nfirst_burst_len = 8192\n");
+        assert_err(&e, 3, "global.first_burst_len", "exceeds max_burst_len");
+        let e = err(&format!("{BASE}  [[target.lun]]\n  lun = 16384\n  backend = \"ram\"\n  size = 4096\n"));
+        assert_err(&e, 7, "target.lun.lun", "out of range 0..=16383");
+        let e = err("[[portal]]\naddress = \"127.0.0.1:3260\"\ntpgt = 0\n");
+        assert_err(&e, 3, "portal.tpgt", "out of range");
+    }
+
+    #[test]
+    fn portals() {
+        let e = err("[[portal]]\naddress = \"::1:3260\"\n");
+        assert_err(&e, 2, "portal.address", "brackets");
+        let e = err("[[portal]]\naddress = \"127.0.0.1:3260\"\n[[portal]]\naddress = \"127.0.0.1:3260\"\n");
+        assert_err(&e, 4, "portal.address", "listed twice");
+        let e = err("[global]\n");
+        assert_eq!(e.field, "portal");
+        assert!(e.to_string().starts_with("t.toml: portal: no [[portal]]"), "{e}");
+        let c = Config::parse("[[portal]]\naddress = \"[::1]:3261\"\ntpgt = 7\n", "t").unwrap();
+        assert_eq!(c.portals[0].tpgt, 7);
+        let b = c.build().unwrap();
+        assert_eq!(b.targets.portals[0].address, "[::1]:3261");
+    }
+
+    #[test]
+    fn locating_helpers() {
+        let src = "a = 1\n[global]\nshards = 2 # c\n[[target.lun]]\nsize = 3\n";
+        assert_eq!(line_col(src, 0), (1, 1));
+        assert_eq!(line_col(src, src.find("2 #").unwrap()), (3, 10));
+        assert_eq!(field_at(src, 0), "a");
+        assert_eq!(field_at(src, src.find("2 #").unwrap()), "global.shards");
+        assert_eq!(field_at(src, src.find("[[target").unwrap()), "target.lun");
+        assert_eq!(field_at(src, src.find("3\n").unwrap()), "target.lun.size");
+    }
+}
