@@ -821,3 +821,54 @@ fn scsi_command_reusing_active_itt_is_rejected() {
     let got = h.recv();
     assert!(matches!(&got[0].0, Pdu::Reject(r) if r.reason == RejectReason::TASK_IN_PROGRESS), "{got:?}");
 }
+
+#[test]
+fn nop_flood_without_reading_is_held_back_then_answered() {
+    let mut h = Harness::new(small_limits());
+    h.login(&[]);
+    h.chunk = 1 << 20;
+    // 3000 pings in one burst, without reading any answer.
+    let mut bytes = Vec::new();
+    for i in 0..3000u32 {
+        let nop = NopOut {
+            immediate: true,
+            lun: Lun(0),
+            itt: Itt(0x1000 + i),
+            ttt: Ttt::RESERVED,
+            cmdsn: h.cmdsn,
+            expstatsn: h.statsn,
+        };
+        shardtgt_core::pdu::frame::encode_pdu(&Pdu::NopOut(nop), &[], h.digests, &mut bytes);
+    }
+    let mut off = 0;
+    while off < bytes.len() {
+        let buf = h.conn.recv_buf();
+        if buf.is_empty() {
+            break; // backpressure: the target stops reading
+        }
+        let n = buf.len().min(bytes.len() - off);
+        buf[..n].copy_from_slice(&bytes[off..off + n]);
+        h.conn.recv_done(n, 0);
+        off += n;
+    }
+    assert!(off < bytes.len(), "the target should hold back before taking 3000 pings");
+    // Reading the answers lets it continue; every ping is answered exactly once.
+    let mut answered = 0;
+    for _ in 0..100 {
+        answered += h.recv().iter().filter(|(p, _)| matches!(p, Pdu::NopIn(_))).count();
+        while off < bytes.len() {
+            let buf = h.conn.recv_buf();
+            if buf.is_empty() {
+                break;
+            }
+            let n = buf.len().min(bytes.len() - off);
+            buf[..n].copy_from_slice(&bytes[off..off + n]);
+            h.conn.recv_done(n, 0);
+            off += n;
+        }
+        if answered == 3000 {
+            break;
+        }
+    }
+    assert_eq!(answered, 3000);
+}

@@ -94,8 +94,13 @@ const AHS_MAX: usize = 255 * 4;
 const PDU_OVERHEAD: usize = BHS_LEN + AHS_MAX + 4 + 4 + 4;
 /// Serialize queued output until the next transmit chunk holds this much.
 const TX_BATCH: usize = 256 * 1024;
-/// PDUs processed per `recv_done` before yielding (bounds one call's work).
-const PDUS_PER_RECV: usize = 1024;
+/// Queued output items beyond which we stop reading PDUs until the
+/// initiator takes what we have (backpressure against a peer that sends
+/// but never reads, e.g. a NOP-Out flood).
+const OUT_BACKLOG_MAX: usize = 1024;
+/// Keep at least this much room after the received bytes (compacting the
+/// partial PDU to the front when there is less), so receives stay large.
+const RX_MIN_ROOM: usize = 64 * 1024;
 
 /// Negotiated values the full feature phase needs (copied out of the
 /// negotiation once, so the per-PDU path reads plain fields).
@@ -178,6 +183,8 @@ pub struct Connection {
     rx: Vec<u8>,
     rx_start: usize,
     rx_end: usize,
+    /// Parsing stopped on output backlog; resumes as transmits complete.
+    rx_paused: bool,
 
     op: Op,
     login: Option<Box<LoginState>>,
@@ -239,6 +246,7 @@ impl Connection {
             rx: vec![0; rx_cap],
             rx_start: 0,
             rx_end: 0,
+            rx_paused: false,
             op: Op::default(),
             login: Some(Box::default()),
             session: None,
@@ -268,9 +276,14 @@ impl Connection {
         }
     }
 
-    /// Where the next received bytes go (never empty while the connection is open).
+    /// Where the next received bytes go. Empty while the connection holds
+    /// back (too much output the peer has not taken, or the connection is
+    /// closing): ask again after transmit progress.
     pub fn recv_buf(&mut self) -> &mut [u8] {
-        if self.rx_end == self.rx.len() || self.rx_start == self.rx_end {
+        if self.rx_paused || self.state == ConnState::Closed {
+            return &mut [];
+        }
+        if self.rx_start == self.rx_end || (self.rx_start > 0 && self.rx.len() - self.rx_end < RX_MIN_ROOM) {
             // Move the partial PDU to the front; a whole PDU always fits.
             self.rx.copy_within(self.rx_start..self.rx_end, 0);
             self.rx_end -= self.rx_start;
@@ -319,6 +332,10 @@ impl Connection {
         self.tx_off += n;
         if self.state == ConnState::CloseAfterFlush && !self.has_output() {
             self.close_now();
+        }
+        if self.rx_paused && self.out.len() < OUT_BACKLOG_MAX / 2 {
+            self.rx_paused = false;
+            self.parse_loop();
         }
     }
 
@@ -486,9 +503,15 @@ impl Connection {
     }
 
     /// Parse and dispatch every complete PDU in the receive buffer.
+    /// The loop is bounded by the receive buffer's size (a PDU is at least
+    /// 48 bytes) and stops early on output backlog.
     fn parse_loop(&mut self) {
-        for _ in 0..PDUS_PER_RECV {
+        loop {
             if matches!(self.state, ConnState::Closed | ConnState::CloseAfterFlush | ConnState::LoggingOut) {
+                return;
+            }
+            if self.out.len() >= OUT_BACKLOG_MAX {
+                self.rx_paused = true;
                 return;
             }
             let avail = self.rx_end - self.rx_start;
