@@ -12,6 +12,7 @@
 #   doc          RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps
 #   build        cargo build --workspace --release --bins   (the shardtgtd the tests use)
 #   test         cargo test --workspace --release           (unit + tests/ end-to-end)
+#   fuzz         every cargo-fuzz target (fuzz/) for FUZZ_SECONDS each from the seed corpus
 #   conformance  libiscsi iscsi-test-cu against shardtgtd on a free port: every iSCSI
 #                suite plus SCSI Read10/16, Write10/16, ReadCapacity10/16,
 #                TestUnitReady and Inquiry, on LUN 0 (512-byte blocks); must have 0 failed
@@ -22,6 +23,7 @@
 #                       the scoped suites on LUN 1 (4096-byte blocks), each on a fresh
 #                       daemon; reported, never fails the run
 #   CONFORMANCE=off     skip the conformance step
+#   FUZZ_SECONDS        seconds per fuzz target [20]; FUZZ_SECONDS=0 skips the fuzz step
 #   CONF_SCOPE          override the scoped suite list (space-separated CU_TESTS globs)
 #   CONF_LUN, CONF_LUN2 LUN numbers of the 512-byte and the 4096-byte LUN [0, 1]
 #   SHARDTGTD           daemon binary to test [$CARGO_TARGET_DIR/release/shardtgtd]
@@ -39,7 +41,8 @@ cd "$ROOT"
 
 : "${CONFORMANCE:=scoped}"
 : "${CONF_SCOPE:=iSCSI SCSI.Read10 SCSI.Read16 SCSI.Write10 SCSI.Write16 SCSI.ReadCapacity10 SCSI.ReadCapacity16 SCSI.TestUnitReady SCSI.Inquiry}"
-: "${TEST_STEPS:=tools lint-sh fmt clippy doc build test conformance}"
+: "${TEST_STEPS:=tools lint-sh fmt clippy doc build test fuzz conformance}"
+: "${FUZZ_SECONDS:=20}"
 
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
@@ -430,6 +433,13 @@ if want test; then
 		"$RES/cargo-test.log")
 	grep -h '^SKIPPED ' "$RES/cargo-test.log" >&2 || true
 	((test_rc == 0)) || die "cargo test failed (exit status $test_rc): $TESTS_FAILED failed; log $RES/cargo-test.log"
+	step_end
+fi
+
+if want fuzz && ((FUZZ_SECONDS > 0)); then
+	step_begin fuzz "cargo fuzz: every target for ${FUZZ_SECONDS}s"
+	FUZZ_SECONDS=$FUZZ_SECONDS FUZZ_TARGET_DIR=$TARGET_DIR/fuzz timeout "$BUILD_TIMEOUT" scripts/fuzz.sh </dev/null 2>&1 |
+		tee "$RES/fuzz.log"
 	step_end
 fi
 
