@@ -13,6 +13,7 @@
 //! It allocates, but only on the login/text path, never per I/O.
 
 pub mod auth;
+pub mod chap;
 pub mod initiator;
 pub mod keys;
 pub mod negotiate;
