@@ -8,6 +8,7 @@
 //! `handle_*` methods, and bytes to send, backend requests and deadlines come
 //! out through `poll_*` methods.
 
+pub mod acl;
 pub mod conn;
 pub mod digest;
 pub mod ids;
