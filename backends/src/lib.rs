@@ -7,24 +7,38 @@
 //! [`Backend::open_shard`] on its own thread: a handle either finishes a
 //! request on the spot ([`Submit::Done`], ram and null) or pushes io_uring
 //! entries onto the shard's ring through a [`SubmitQueue`] and reports the
-//! result later from [`ShardBackend::complete`] ([`Submit::Pending`], the
-//! future file and rbd backends).
+//! result later from [`ShardBackend::complete`] ([`Submit::Pending`]: the
+//! [`file`](mod@file) backend on the shard's io_uring, the [`rdwr`] backend through
+//! per-shard queues to its worker threads ([`worker`])). A handle that cannot
+//! take a request right now says [`Submit::Busy`] and the shard offers it
+//! again later: every queue stays bounded.
+//!
+//! Failures become a [`BackendStatus`] in one place, [`errno`].
 //!
 //! This crate never speaks iSCSI or SCSI: it sees byte offsets and lengths,
 //! and reports failures as [`BackendStatus`], which the core maps to sense
 //! data in one place.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use shardtgt_core::scsi::{BackendOp, BackendStatus};
 
+mod aligned;
+pub mod errno;
+pub mod file;
 mod mem;
 pub mod null;
 pub mod ram;
+pub mod rdwr;
+mod store;
+pub mod worker;
 
+pub use file::FileBackend;
 pub use null::NullBackend;
 pub use ram::RamBackend;
+pub use rdwr::RdwrBackend;
 
 /// A backing store, shared by every shard.
 ///
@@ -43,6 +57,11 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn write(&self, offset: u64, buf: &[u8], fua: bool) -> Result<(), BackendStatus>;
     /// Make everything written so far durable.
     fn flush(&self) -> Result<(), BackendStatus>;
+    /// Writes are refused (configured read-only, or the store could not be
+    /// opened for writing). The LU must then be exported read-only.
+    fn read_only(&self) -> bool {
+        false
+    }
     /// Open the per-shard handle. Called once on each shard's own thread, so
     /// an implementation may open its own file descriptor or queues there.
     fn open_shard(&self) -> Result<Box<dyn ShardBackend>, BackendError>;
@@ -126,13 +145,41 @@ pub enum Submit {
     Done(BackendStatus),
     /// Work was queued; the result arrives from [`ShardBackend::complete`].
     Pending,
+    /// Not taken: the handle's own bounded resources (in-flight slots,
+    /// bounce buffers, worker queues) or the ring are exhausted. Nothing was
+    /// started and the buffer was not touched; the shard keeps the request
+    /// and offers it again after a completion. A handle says `Busy` only
+    /// while it has work of its own in flight or the ring was full, so a
+    /// completion always follows.
+    Busy,
+}
+
+/// One completion queue entry for a backend, as the shard hands it back.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Completion {
+    /// The cookie given to [`SubmitQueue::push`].
+    pub cookie: u64,
+    /// The CQE result: bytes transferred, or a negative errno.
+    pub result: i32,
+    /// The CQE flags (`IORING_CQE_F_MORE` for multishot entries).
+    pub flags: u32,
+}
+
+impl Completion {
+    /// Will this (multishot) entry post more completions?
+    pub fn more(&self) -> bool {
+        io_uring::cqueue::more(self.flags)
+    }
 }
 
 /// The shard's submission queue, as a backend sees it.
 pub trait SubmitQueue {
     /// Queue an io_uring entry. The shard overwrites its user_data; the CQE
     /// comes back to this backend's [`ShardBackend::complete`] with `cookie`
-    /// (at most [`COOKIE_MAX`]).
+    /// (at most [`COOKIE_MAX`]). Fails only when the ring's submission queue
+    /// and the shard's bounded overflow (one entry per in-flight request)
+    /// are both full, so a backend that keeps at most one entry per request
+    /// queued practically never sees [`QueueFull`].
     ///
     /// # Safety
     /// Every buffer and pointer the entry refers to must stay valid until its
@@ -154,11 +201,12 @@ pub trait ShardBackend: fmt::Debug {
     /// returns [`Submit::Pending`].
     fn submit(&mut self, id: IoId, req: &IoRequest, buf: IoBuf, q: &mut dyn SubmitQueue) -> Submit;
 
-    /// One of this backend's io_uring entries completed (`result` is the CQE
-    /// result, a negative errno on failure). Report every request that is now
-    /// finished through `done`. Synchronous handles never get here.
-    fn complete(&mut self, cookie: u64, result: i32, done: &mut dyn FnMut(IoId, BackendStatus)) {
-        let _ = (cookie, result, done);
+    /// One of this backend's io_uring entries completed. Report every
+    /// request that is now finished through `done` (exactly once per
+    /// [`Submit::Pending`] request); `q` takes follow-up entries (the rest of
+    /// a short transfer, a re-armed poll). Synchronous handles never get here.
+    fn complete(&mut self, c: Completion, q: &mut dyn SubmitQueue, done: &mut dyn FnMut(IoId, BackendStatus)) {
+        let _ = (c, q, done);
     }
 }
 
@@ -181,31 +229,80 @@ pub enum BackendKind {
     Ram,
     /// Reads zeros, drops writes.
     Null,
+    /// A regular file or block device, on each shard's io_uring.
+    File,
+    /// A regular file or block device, pread/pwrite on worker threads.
+    Rdwr,
 }
 
 impl BackendKind {
-    /// Parse a config name (`"ram"`, `"null"`).
+    /// Parse a config name (`"ram"`, `"null"`, `"file"`, `"rdwr"`).
     pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "ram" => Some(BackendKind::Ram),
             "null" => Some(BackendKind::Null),
+            "file" => Some(BackendKind::File),
+            "rdwr" => Some(BackendKind::Rdwr),
             _ => None,
         }
     }
 
     /// Every name [`BackendKind::from_name`] accepts.
-    pub const NAMES: &'static [&'static str] = &["ram", "null"];
+    pub const NAMES: &'static [&'static str] = &["ram", "null", "file", "rdwr"];
+
+    /// Does this kind store its blocks in a file or device (`path`)?
+    pub fn uses_path(self) -> bool {
+        matches!(self, BackendKind::File | BackendKind::Rdwr)
+    }
 }
+
+/// Worker threads of an `rdwr` LU when the configuration says nothing.
+pub const DEFAULT_WORKERS: usize = 4;
 
 /// What to build.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct BackendSpec {
     /// Kind.
     pub kind: BackendKind,
-    /// Size in bytes (a positive multiple of `block_size`).
-    pub size_bytes: u64,
+    /// Size in bytes (a positive multiple of `block_size`). Required for
+    /// `ram` and `null`; for `file` and `rdwr`, `None` means the existing
+    /// file's or device's size.
+    pub size_bytes: Option<u64>,
     /// Block size: 512 or 4096.
     pub block_size: u32,
+    /// File or block device (`file`, `rdwr`).
+    pub path: Option<PathBuf>,
+    /// Open read-only (`file`, `rdwr`; the SCSI layer refuses writes anyway).
+    pub read_only: bool,
+    /// O_DIRECT where the store allows it (`file`, `rdwr`).
+    pub direct: bool,
+    /// Worker threads (`rdwr`).
+    pub workers: usize,
+}
+
+impl BackendSpec {
+    /// A `ram` or `null` spec.
+    pub fn memory(kind: BackendKind, size_bytes: u64, block_size: u32) -> Self {
+        BackendSpec {
+            kind,
+            size_bytes: Some(size_bytes),
+            block_size,
+            path: None,
+            read_only: false,
+            direct: false,
+            workers: DEFAULT_WORKERS,
+        }
+    }
+
+    /// A `file` or `rdwr` spec on `path`.
+    pub fn at_path(kind: BackendKind, path: impl Into<PathBuf>, size_bytes: Option<u64>, block_size: u32) -> Self {
+        BackendSpec { path: Some(path.into()), ..BackendSpec::memory(kind, 0, block_size) }.with_size(size_bytes)
+    }
+
+    fn with_size(mut self, size_bytes: Option<u64>) -> Self {
+        self.size_bytes = size_bytes;
+        self
+    }
 }
 
 /// Create a backend from a spec.
@@ -213,15 +310,22 @@ pub fn create(spec: &BackendSpec) -> Result<Arc<dyn Backend>, BackendError> {
     if spec.block_size != 512 && spec.block_size != 4096 {
         return Err(BackendError(format!("block size {} is not 512 or 4096", spec.block_size)));
     }
-    if spec.size_bytes == 0 || spec.size_bytes % u64::from(spec.block_size) != 0 {
-        return Err(BackendError(format!(
-            "size {} is not a positive multiple of the block size {}",
-            spec.size_bytes, spec.block_size
-        )));
+    match spec.size_bytes {
+        Some(s) if s == 0 || s % u64::from(spec.block_size) != 0 => {
+            return Err(BackendError(format!(
+                "size {s} is not a positive multiple of the block size {}",
+                spec.block_size
+            )))
+        }
+        None if !spec.kind.uses_path() => return Err(BackendError("a size is required".into())),
+        _ => {}
     }
+    let size = spec.size_bytes.unwrap_or(0);
     Ok(match spec.kind {
-        BackendKind::Ram => Arc::new(RamBackend::new(spec.size_bytes, spec.block_size)?),
-        BackendKind::Null => Arc::new(NullBackend::new(spec.size_bytes, spec.block_size)),
+        BackendKind::Ram => Arc::new(RamBackend::new(size, spec.block_size)?),
+        BackendKind::Null => Arc::new(NullBackend::new(size, spec.block_size)),
+        BackendKind::File => Arc::new(FileBackend::open(spec)?),
+        BackendKind::Rdwr => Arc::new(RdwrBackend::open(spec)?),
     })
 }
 
@@ -280,15 +384,21 @@ mod tests {
 
     #[test]
     fn create_checks_spec() {
-        let ok = BackendSpec { kind: BackendKind::Ram, size_bytes: 1 << 20, block_size: 512 };
+        let ok = BackendSpec::memory(BackendKind::Ram, 1 << 20, 512);
         assert_eq!(create(&ok).unwrap().size_bytes(), 1 << 20);
         let bad_bs = BackendSpec { block_size: 1000, ..ok.clone() };
         assert!(create(&bad_bs).is_err());
-        let bad_size = BackendSpec { size_bytes: 1000, ..ok.clone() };
+        let bad_size = BackendSpec { size_bytes: Some(1000), ..ok.clone() };
         assert!(create(&bad_size).is_err());
-        let zero = BackendSpec { size_bytes: 0, ..ok };
+        let zero = BackendSpec { size_bytes: Some(0), ..ok.clone() };
         assert!(create(&zero).is_err());
+        let none = BackendSpec { size_bytes: None, ..ok };
+        assert!(create(&none).is_err(), "ram needs a size");
+        let no_path = BackendSpec { path: None, ..BackendSpec::at_path(BackendKind::File, "/x", None, 512) };
+        assert!(create(&no_path).is_err());
         assert_eq!(BackendKind::from_name("null"), Some(BackendKind::Null));
+        assert_eq!(BackendKind::from_name("file"), Some(BackendKind::File));
+        assert_eq!(BackendKind::from_name("rdwr"), Some(BackendKind::Rdwr));
         assert_eq!(BackendKind::from_name("rbd"), None);
     }
 
@@ -302,7 +412,7 @@ mod tests {
 
     #[test]
     fn shard_handle_runs_synchronously() {
-        let spec = BackendSpec { kind: BackendKind::Ram, size_bytes: 64 << 10, block_size: 512 };
+        let spec = BackendSpec::memory(BackendKind::Ram, 64 << 10, 512);
         let b = create(&spec).unwrap();
         let mut s1 = b.open_shard().unwrap();
         let mut s2 = b.open_shard().unwrap();
@@ -320,5 +430,96 @@ mod tests {
             s2.submit(IoId(4), &oob, IoBuf::from_slice(&mut out), &mut NoQueue),
             Submit::Done(BackendStatus::Other(libc::EINVAL))
         );
+    }
+}
+
+/// A real io_uring driving one or more shard handles the way a shard does,
+/// for the backends' own tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+    use io_uring::IoUring;
+
+    /// Pushes entries with the cookie as user_data; user_data's top byte
+    /// says which handle they belong to.
+    pub(crate) struct TestRing {
+        ring: IoUring,
+        owner: u64,
+        /// `Submit::Busy` answers seen.
+        pub(crate) busy: usize,
+    }
+
+    impl SubmitQueue for TestRing {
+        unsafe fn push(&mut self, entry: io_uring::squeue::Entry, cookie: u64) -> Result<(), QueueFull> {
+            let e = entry.user_data(cookie | (self.owner << 56));
+            // SAFETY: forwarded from the caller's contract.
+            if unsafe { self.ring.submission().push(&e) }.is_ok() {
+                return Ok(());
+            }
+            self.ring.submit().map_err(|_| QueueFull)?;
+            // SAFETY: as above.
+            unsafe { self.ring.submission().push(&e) }.map_err(|_| QueueFull)
+        }
+    }
+
+    /// One request for [`TestRing::run`]: which handle, what, into which buffer.
+    pub(crate) struct Req<'a> {
+        pub(crate) handle: usize,
+        pub(crate) req: IoRequest,
+        pub(crate) buf: &'a mut [u8],
+    }
+
+    impl TestRing {
+        pub(crate) fn new() -> Self {
+            TestRing { ring: IoUring::new(64).expect("io_uring"), owner: 0, busy: 0 }
+        }
+
+        /// Run one request on one handle.
+        pub(crate) fn one(&mut self, h: &mut dyn ShardBackend, req: IoRequest, buf: &mut [u8]) -> BackendStatus {
+            self.run(&mut [h], vec![Req { handle: 0, req, buf }])[0]
+        }
+
+        /// Start every request at once (retrying `Busy` ones after
+        /// completions, like the shard) and wait for all of them.
+        pub(crate) fn run(&mut self, handles: &mut [&mut dyn ShardBackend], reqs: Vec<Req<'_>>) -> Vec<BackendStatus> {
+            let n = reqs.len();
+            let mut out: Vec<Option<BackendStatus>> = vec![None; n];
+            let mut waiting: std::collections::VecDeque<(usize, Req<'_>)> = reqs.into_iter().enumerate().collect();
+            let mut live = 0usize;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                // Offer waiting requests until one is refused.
+                while let Some((i, r)) = waiting.pop_front() {
+                    self.owner = r.handle as u64;
+                    let buf = IoBuf { ptr: r.buf.as_mut_ptr(), len: r.buf.len() };
+                    match handles[r.handle].submit(IoId(i as u32), &r.req, buf, self) {
+                        Submit::Done(s) => out[i] = Some(s),
+                        Submit::Pending => live += 1,
+                        Submit::Busy => {
+                            self.busy += 1;
+                            assert!(live > 0, "Busy with nothing in flight");
+                            waiting.push_front((i, r));
+                            break;
+                        }
+                    }
+                }
+                if out.iter().all(Option::is_some) {
+                    return out.into_iter().map(Option::unwrap).collect();
+                }
+                assert!(std::time::Instant::now() < deadline, "requests did not complete");
+                self.ring.submit_and_wait(1).expect("io_uring_enter");
+                let cqes: Vec<_> = self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())).collect();
+                for (ud, result, flags) in cqes {
+                    let h = (ud >> 56) as usize;
+                    self.owner = h as u64;
+                    let c = Completion { cookie: ud & ((1 << 56) - 1), result, flags };
+                    handles[h].complete(c, self, &mut |id, st| {
+                        assert!(out[id.0 as usize].is_none(), "reported twice");
+                        out[id.0 as usize] = Some(st);
+                        live -= 1;
+                    });
+                }
+            }
+        }
     }
 }

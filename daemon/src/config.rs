@@ -16,19 +16,28 @@
 //!   lun = 0
 //!   backend = "ram"
 //!   size = "1GiB"
+//!   [[target.lun]]
+//!   lun = 1
+//!   backend = "file"          # or "rdwr" (worker threads, `workers = 4`)
+//!   path = "/srv/iscsi/disk1.img"
+//!   size = "100GiB"           # optional for an existing file or a block device
+//!   direct = false            # O_DIRECT
 //! ```
+//! Paths are checked while parsing (absolute, not a directory, a regular
+//! file or block device, parent directory present when the file is to be
+//! created, one LU per path), so `shardtgtd --check` catches them.
 //! It never opens a backend or a socket: [`Config::build`] creates backends
 //! only when the daemon asks for them.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
-use shardtgt_backends::{BackendError, BackendKind, BackendSpec};
+use shardtgt_backends::{BackendError, BackendKind, BackendSpec, DEFAULT_WORKERS};
 use shardtgt_core::scsi::LuInfo;
 use shardtgt_core::target::{Limits, LuConfig, Portal, TargetConfig, TargetSet};
 use shardtgt_transport_tcp::addr::{format_portal, parse_portal};
@@ -179,6 +188,7 @@ struct RawGlobal {
     login_timeout_ms: Option<Spanned<i64>>,
     logout_timeout_ms: Option<Spanned<i64>>,
     max_sessions: Option<Spanned<i64>>,
+    workers: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -202,8 +212,11 @@ struct RawTarget {
 struct RawLun {
     lun: Spanned<i64>,
     backend: Spanned<String>,
-    size: Spanned<SizeValue>,
+    size: Option<Spanned<SizeValue>>,
     block_size: Option<Spanned<i64>>,
+    path: Option<Spanned<String>>,
+    direct: Option<Spanned<bool>>,
+    workers: Option<Spanned<i64>>,
     read_only: Option<bool>,
     write_cache: Option<bool>,
     serial: Option<Spanned<String>>,
@@ -400,6 +413,48 @@ fn check_ascii(ctx: &Ctx<'_>, v: &Spanned<String>, field: &str, max: usize) -> R
     Ok(s.clone())
 }
 
+/// Check a `file`/`rdwr` LU's path without opening it: absolute, and
+/// either an existing regular file or block device, or a file that can be
+/// created (parent directory present, a size given, the LU writable).
+fn check_path(ctx: &Ctx<'_>, p: &Spanned<String>, size_given: bool, read_only: bool) -> Result<PathBuf, ConfigError> {
+    let field = "target.lun.path";
+    let path = PathBuf::from(p.get_ref());
+    let err = |m: String| Err(ctx.err(p.span(), field, m));
+    if !path.is_absolute() {
+        return err(format!("`{}` must be an absolute path", p.get_ref()));
+    }
+    match std::fs::metadata(&path) {
+        Ok(m) => {
+            use std::os::unix::fs::FileTypeExt;
+            let ft = m.file_type();
+            if ft.is_dir() {
+                return err(format!("{} is a directory", path.display()));
+            }
+            if !ft.is_file() && !ft.is_block_device() {
+                return err(format!("{} is neither a regular file nor a block device", path.display()));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("/"));
+            if !parent.is_dir() {
+                return err(format!(
+                    "{} does not exist and its directory {} does not either",
+                    path.display(),
+                    parent.display()
+                ));
+            }
+            if read_only {
+                return err(format!("{} does not exist (a read-only LU never creates its file)", path.display()));
+            }
+            if !size_given {
+                return err(format!("{} does not exist: give a size to create it", path.display()));
+            }
+        }
+        Err(e) => return err(format!("{}: {e}", path.display())),
+    }
+    Ok(path)
+}
+
 impl Config {
     /// Parse and validate `src`; `file` names it in errors.
     pub fn parse(src: &str, file: &str) -> Result<Config, ConfigError> {
@@ -489,6 +544,7 @@ impl Config {
         }
         limits.max_transfer_len = limits.max_transfer_len.max(limits.max_burst_len);
         let max_sessions = ctx.int(&g.max_sessions, "global.max_sessions", 1, 65_535, 1024)? as usize;
+        let workers = ctx.int(&g.workers, "global.workers", 1, 256, DEFAULT_WORKERS as i64)? as usize;
 
         let mut portals: Vec<PortalDef> = Vec::new();
         for p in &raw.portal {
@@ -515,6 +571,8 @@ impl Config {
         }
 
         let mut targets: Vec<TargetDef> = Vec::new();
+        // Canonical path → (target, LUN) already using it.
+        let mut paths: Vec<(PathBuf, String, u16)> = Vec::new();
         for t in &raw.target {
             let name = t.name.get_ref().trim().to_string();
             check_iscsi_name(&name).map_err(|m| ctx.err(t.name.span(), "target.name", m))?;
@@ -534,10 +592,10 @@ impl Config {
                 }
                 let kind = BackendKind::from_name(l.backend.get_ref()).ok_or_else(|| {
                     let b = l.backend.get_ref();
-                    let why = if matches!(b.as_str(), "file" | "block" | "rbd") {
-                        " is not available yet"
-                    } else {
-                        " is unknown"
+                    let why = match b.as_str() {
+                        "rbd" => " is not available yet",
+                        "block" | "aio" => " is unknown: block devices use backend = \"file\" with path = \"/dev/...\"",
+                        _ => " is unknown",
                     };
                     ctx.err(
                         l.backend.span(),
@@ -556,19 +614,77 @@ impl Config {
                         ))
                     }
                 };
-                let size_bytes = match l.size.get_ref() {
-                    SizeValue::Int(n) if *n > 0 => Ok(*n as u64),
-                    SizeValue::Int(n) => Err(format!("size {n} must be positive")),
-                    SizeValue::Text(s) => parse_size(s),
-                }
-                .map_err(|m| ctx.err(l.size.span(), "target.lun.size", m))?;
-                if size_bytes == 0 || size_bytes % u64::from(block_size) != 0 {
-                    return Err(ctx.err(
-                        l.size.span(),
-                        "target.lun.size",
-                        format!("size {size_bytes} is not a positive multiple of the block size {block_size}"),
-                    ));
-                }
+                let size_bytes = match &l.size {
+                    None if kind.uses_path() => None,
+                    None => {
+                        return Err(ctx.err(
+                            l.backend.span(),
+                            "target.lun.size",
+                            format!("backend `{}` needs a size", l.backend.get_ref()),
+                        ))
+                    }
+                    Some(size) => {
+                        let n = match size.get_ref() {
+                            SizeValue::Int(n) if *n > 0 => Ok(*n as u64),
+                            SizeValue::Int(n) => Err(format!("size {n} must be positive")),
+                            SizeValue::Text(s) => parse_size(s),
+                        }
+                        .map_err(|m| ctx.err(size.span(), "target.lun.size", m))?;
+                        if n == 0 || n % u64::from(block_size) != 0 {
+                            return Err(ctx.err(
+                                size.span(),
+                                "target.lun.size",
+                                format!("size {n} is not a positive multiple of the block size {block_size}"),
+                            ));
+                        }
+                        Some(n)
+                    }
+                };
+                let read_only = l.read_only.unwrap_or(false);
+                let only_for = |field: &str, span: Range<usize>, what: &str| {
+                    ctx.err(
+                        span,
+                        &format!("target.lun.{field}"),
+                        format!("{field} applies only to {what}, not to backend `{}`", l.backend.get_ref()),
+                    )
+                };
+                let path = match &l.path {
+                    Some(p) if kind.uses_path() => {
+                        let pb = check_path(&ctx, p, size_bytes.is_some(), read_only)?;
+                        let key = std::fs::canonicalize(&pb).unwrap_or_else(|_| pb.clone());
+                        if let Some((_, other_t, other_l)) = paths.iter().find(|(k, _, _)| *k == key) {
+                            return Err(ctx.err(
+                                p.span(),
+                                "target.lun.path",
+                                format!("{} is already the store of `{other_t}` LUN {other_l}", pb.display()),
+                            ));
+                        }
+                        paths.push((key, name.clone(), lun));
+                        Some(pb)
+                    }
+                    Some(p) => return Err(only_for("path", p.span(), "backend = \"file\" or \"rdwr\"")),
+                    None if kind.uses_path() => {
+                        return Err(ctx.err(
+                            l.backend.span(),
+                            "target.lun.path",
+                            format!("backend `{}` needs a path (a file or a block device)", l.backend.get_ref()),
+                        ))
+                    }
+                    None => None,
+                };
+                let direct = match &l.direct {
+                    Some(d) if !kind.uses_path() => {
+                        return Err(only_for("direct", d.span(), "backend = \"file\" or \"rdwr\""))
+                    }
+                    Some(d) => *d.get_ref(),
+                    None => false,
+                };
+                let lun_workers = match &l.workers {
+                    Some(w) if kind != BackendKind::Rdwr => {
+                        return Err(only_for("workers", w.span(), "backend = \"rdwr\""))
+                    }
+                    w => ctx.int(w, "target.lun.workers", 1, 256, workers as i64)? as usize,
+                };
                 let id = lu_id(&name, lun);
                 let serial = match &l.serial {
                     Some(s) => check_ascii(&ctx, s, "target.lun.serial", 64)?,
@@ -584,8 +700,16 @@ impl Config {
                 };
                 luns.push(LunDef {
                     lun,
-                    backend: BackendSpec { kind, size_bytes, block_size },
-                    read_only: l.read_only.unwrap_or(false),
+                    backend: BackendSpec {
+                        kind,
+                        size_bytes,
+                        block_size,
+                        path,
+                        read_only,
+                        direct,
+                        workers: lun_workers,
+                    },
+                    read_only,
                     write_cache: l.write_cache.unwrap_or(true),
                     serial,
                     vendor,
@@ -636,23 +760,27 @@ impl Config {
             for l in &t.luns {
                 let b = shardtgt_backends::create(&l.backend)
                     .map_err(|e| BackendError(format!("{} LUN {}: {e}", t.name, l.lun)))?;
+                if b.read_only() && !l.read_only {
+                    tracing::warn!(target = %t.name, lun = l.lun, "exported read-only: its store cannot be written");
+                }
                 luns.push(LuConfig {
                     lun: l.lun,
                     backend: backends.len(),
                     info: LuInfo {
                         block_size: l.backend.block_size,
-                        num_blocks: l.backend.size_bytes / u64::from(l.backend.block_size),
+                        num_blocks: b.size_bytes() / u64::from(l.backend.block_size),
                         vendor: l.vendor.clone(),
                         product: l.product.clone(),
                         revision: revision.clone(),
                         serial: l.serial.clone(),
                         naa_id: lu_id(&t.name, l.lun),
-                        read_only: l.read_only,
+                        read_only: l.read_only || b.read_only(),
                         write_cache: l.write_cache,
                         target_name: t.name.clone(),
                         rel_port_id: 1,
                         port_group,
-                        thin: false,
+                        // RAM LUs zero-fill and UNMAP writes zeros: LBPRZ holds.
+                        thin: l.backend.kind == BackendKind::Ram,
                     },
                 });
                 backends.push(b);
@@ -698,7 +826,27 @@ mod tests {
         let t = &c.targets[0];
         assert_eq!(t.name, "iqn.2026-11.io.shardtgt:default");
         assert_eq!(t.alias.as_deref(), Some("default"));
-        assert_eq!(t.luns[0].backend, BackendSpec { kind: BackendKind::Ram, size_bytes: 1 << 30, block_size: 512 });
+        assert_eq!(t.luns[0].backend, BackendSpec::memory(BackendKind::Ram, 1 << 30, 512));
+    }
+
+    #[test]
+    fn example_file_luns_parse_when_uncommented() {
+        let d = temp_dir("example");
+        let dev = d.join("vdb.img");
+        std::fs::write(&dev, vec![0u8; 1 << 20]).unwrap();
+        // Uncomment from the first commented-out LUN table to the end.
+        let start = EXAMPLE.find("#  [[target.lun]]").expect("commented file LUN in the example");
+        let tail: Vec<&str> = EXAMPLE[start..].lines().map(|l| l.strip_prefix("#").unwrap_or(l)).collect();
+        let uncommented = format!("{}{}", &EXAMPLE[..start], tail.join("\n"))
+            .replace("/var/lib/shardtgt/disk2.img", &d.join("disk2.img").display().to_string())
+            .replace("/dev/vdb", &dev.display().to_string());
+        let c = Config::parse(&uncommented, "example").unwrap();
+        let l = &c.targets[0].luns;
+        assert_eq!(l.len(), 4, "{uncommented}");
+        assert_eq!((l[2].backend.kind, l[2].backend.size_bytes), (BackendKind::File, Some(100 << 30)));
+        assert_eq!((l[3].backend.kind, l[3].backend.workers, l[3].backend.size_bytes), (BackendKind::Rdwr, 8, None));
+        assert_eq!(c.targets[0].luns[1].backend.workers, 4);
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]
@@ -709,7 +857,7 @@ mod tests {
         assert_eq!(c.targets[0].name, "iqn.2026-11.io.shardtgt:default");
         assert_eq!(c.lun_count(), 1);
         let l = &c.targets[0].luns[0];
-        assert_eq!((l.lun, l.backend.kind, l.backend.size_bytes), (0, BackendKind::Ram, 1 << 30));
+        assert_eq!((l.lun, l.backend.kind, l.backend.size_bytes), (0, BackendKind::Ram, Some(1 << 30)));
         assert_eq!(c.shards, allowed_cpus());
         let built = c.build().unwrap();
         let lu = &built.targets.targets[0].luns[0];
@@ -739,7 +887,7 @@ mod tests {
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999T").unwrap_err().contains("too large"));
         let c = Config::parse(&with_lun("  lun = 0\n  backend = \"null\"\n  size = 8192\n"), "t").unwrap();
-        assert_eq!(c.targets[0].luns[0].backend.size_bytes, 8192);
+        assert_eq!(c.targets[0].luns[0].backend.size_bytes, Some(8192));
     }
 
     #[test]
@@ -812,7 +960,9 @@ mod tests {
     #[test]
     fn unknown_backend() {
         let e = err(&with_lun("  lun = 0\n  backend = \"floppy\"\n  size = 4096\n"));
-        assert_err(&e, 8, "target.lun.backend", "backend `floppy` is unknown (known: ram, null)");
+        assert_err(&e, 8, "target.lun.backend", "backend `floppy` is unknown (known: ram, null, file, rdwr)");
+        let e = err(&with_lun("  lun = 0\n  backend = \"block\"\n  size = 4096\n"));
+        assert_err(&e, 8, "target.lun.backend", "block devices use backend = \"file\"");
         let e = err(&with_lun("  lun = 0\n  backend = \"rbd\"\n  size = 4096\n"));
         assert_err(&e, 8, "target.lun.backend", "not available yet");
     }
@@ -872,6 +1022,115 @@ mod tests {
         assert_eq!(c.portals[0].tpgt, 7);
         let b = c.build().unwrap();
         assert_eq!(b.targets.portals[0].address, "[::1]:3261");
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("shardtgt-config-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn file_and_rdwr_luns() {
+        let d = temp_dir("luns");
+        let existing = d.join("existing.img");
+        std::fs::write(&existing, vec![0u8; 1 << 20]).unwrap();
+        let new = d.join("new.img");
+        let src = format!(
+            "[global]\nworkers = 3\n{}  [[target.lun]]\n  lun = 0\n  backend = \"file\"\n  path = \"{}\"\n  direct = true\n  [[target.lun]]\n  lun = 1\n  backend = \"rdwr\"\n  path = \"{}\"\n  size = \"2MiB\"\n  block_size = 4096\n  write_cache = false\n  [[target.lun]]\n  lun = 2\n  backend = \"rdwr\"\n  path = \"/dev/null-not-there/x\"\n",
+            BASE,
+            existing.display(),
+            new.display()
+        );
+        // LUN 2's directory does not exist.
+        let e = err(&src);
+        assert_err(&e, 23, "target.lun.path", "does not exist and its directory /dev/null-not-there does not either");
+        let src = src.replace("/dev/null-not-there/x", &d.join("third.img").display().to_string()).replace(
+            "lun = 2\n  backend = \"rdwr\"\n",
+            "lun = 2\n  backend = \"rdwr\"\n  workers = 7\n  size = 4096\n",
+        );
+        let c = Config::parse(&src, "t.toml").unwrap();
+        let l = &c.targets[0].luns;
+        assert_eq!(l[0].backend.kind, BackendKind::File);
+        assert_eq!(l[0].backend.size_bytes, None, "from the file");
+        assert!(l[0].backend.direct);
+        assert_eq!(l[0].backend.path.as_deref(), Some(existing.as_path()));
+        assert_eq!(
+            (l[1].backend.kind, l[1].backend.workers, l[1].backend.size_bytes),
+            (BackendKind::Rdwr, 3, Some(2 << 20))
+        );
+        assert!(!l[1].write_cache);
+        assert_eq!(l[2].backend.workers, 7);
+        assert!(!new.exists(), "parsing creates nothing");
+        let b = c.build().unwrap();
+        let lus = &b.targets.targets[0].luns;
+        assert_eq!(lus[0].info.num_blocks, (1 << 20) / 512, "size of the existing file");
+        assert_eq!(lus[1].info.num_blocks, (2 << 20) / 4096);
+        assert_eq!(std::fs::metadata(&new).unwrap().len(), 2 << 20, "created sparse");
+        assert_eq!(b.backends[0].kind(), "file");
+        assert_eq!(b.backends[1].kind(), "rdwr");
+        drop(b);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn file_lun_errors() {
+        let d = temp_dir("errors");
+        let f = d.join("f.img");
+        std::fs::write(&f, vec![0u8; 4096]).unwrap();
+        let fp = f.display().to_string();
+        let lun = |body: &str| with_lun(&format!("  lun = 0\n{body}"));
+        // Lines: 7 lun, 8 backend, 9 the next key...
+        let e = err(&lun("  backend = \"file\"\n"));
+        assert_err(&e, 8, "target.lun.path", "backend `file` needs a path");
+        let e = err(&lun("  backend = \"file\"\n  path = \"disk.img\"\n"));
+        assert_err(&e, 9, "target.lun.path", "must be an absolute path");
+        let e = err(&lun(&format!("  backend = \"file\"\n  path = \"{}\"\n", d.display())));
+        assert_err(&e, 9, "target.lun.path", "is a directory");
+        let e = err(&lun("  backend = \"file\"\n  path = \"/dev/null\"\n"));
+        assert_err(&e, 9, "target.lun.path", "neither a regular file nor a block device");
+        let e = err(&lun(&format!("  backend = \"rdwr\"\n  path = \"{}/missing.img\"\n", d.display())));
+        assert_err(&e, 9, "target.lun.path", "give a size to create it");
+        let e = err(&lun(&format!(
+            "  backend = \"rdwr\"\n  path = \"{}/missing.img\"\n  size = 4096\n  read_only = true\n",
+            d.display()
+        )));
+        assert_err(&e, 9, "target.lun.path", "a read-only LU never creates its file");
+        let e = err(&lun(&format!("  backend = \"file\"\n  path = \"{fp}\"\n  size = 1000\n")));
+        assert_err(&e, 10, "target.lun.size", "not a positive multiple of the block size 512");
+        let e = err(&lun("  backend = \"ram\"\n"));
+        assert_err(&e, 8, "target.lun.size", "backend `ram` needs a size");
+        let e = err(&lun(&format!("  backend = \"ram\"\n  size = 4096\n  path = \"{fp}\"\n")));
+        assert_err(&e, 10, "target.lun.path", "path applies only to backend = \"file\" or \"rdwr\"");
+        let e = err(&lun("  backend = \"null\"\n  size = 4096\n  direct = true\n"));
+        assert_err(&e, 10, "target.lun.direct", "direct applies only to");
+        let e = err(&lun(&format!("  backend = \"file\"\n  path = \"{fp}\"\n  workers = 2\n")));
+        assert_err(&e, 10, "target.lun.workers", "workers applies only to backend = \"rdwr\"");
+        let e = err(&lun(&format!("  backend = \"rdwr\"\n  path = \"{fp}\"\n  workers = 0\n")));
+        assert_err(&e, 10, "target.lun.workers", "out of range 1..=256");
+        let e = err(&format!("[global]\nworkers = 1000\n{BASE}"));
+        assert_err(&e, 2, "global.workers", "out of range 1..=256");
+        let two = lun(&format!(
+            "  backend = \"file\"\n  path = \"{fp}\"\n  [[target.lun]]\n  lun = 1\n  backend = \"rdwr\"\n  path = \"{}/./f.img\"\n",
+            d.display()
+        ));
+        let e = err(&two);
+        assert_err(&e, 13, "target.lun.path", "is already the store of `iqn.2026-11.io.shardtgt:t` LUN 0");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn read_only_store_is_exported_read_only() {
+        let d = temp_dir("ro");
+        let f = d.join("ro.img");
+        std::fs::write(&f, vec![0u8; 8192]).unwrap();
+        let src =
+            with_lun(&format!("  lun = 0\n  backend = \"file\"\n  path = \"{}\"\n  read_only = true\n", f.display()));
+        let b = Config::parse(&src, "t").unwrap().build().unwrap();
+        assert!(b.targets.targets[0].luns[0].info.read_only);
+        assert!(b.backends[0].read_only());
+        let _ = std::fs::remove_dir_all(&d);
     }
 
     #[test]

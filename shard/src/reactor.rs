@@ -12,11 +12,23 @@
 //! `poll_transmit`. A connection is dropped only when no
 //! operation of it is in flight in the kernel and the core has no backend
 //! request outstanding, so no buffer the kernel or a backend writes to is
-//! freed early.
+//! freed early; a backend completion therefore always finds its connection
+//! (even one the core has already closed) and its tag.
+//!
+//! Backend requests are bounded per shard (`max_pending_io`). When that
+//! budget is spent, or a backend answers [`Submit::Busy`] (its own queues or
+//! bounce buffers are full), the connection stops taking requests from its
+//! core (a refused request waits in the connection's single `stalled` slot)
+//! and is driven again after the next backend completion: backpressure
+//! reaches the initiator through the core's command window, and no queue
+//! grows without bound. Entries that do not fit the submission queue even
+//! after a flush wait in a bounded overflow list, pushed before the next
+//! `io_uring_enter`.
 //!
 //! It never decides anything about the protocol: the core's state says when
 //! to close, the core's deadlines say when to call it back.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -25,8 +37,8 @@ use std::sync::Arc;
 
 use crossbeam::channel::Receiver;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
-use shardtgt_backends::{IoBuf, IoId, IoRequest, QueueFull, ShardBackend, Submit, SubmitQueue};
-use shardtgt_core::conn::{ConnInfo, ConnState};
+use shardtgt_backends::{Completion, IoBuf, IoId, IoRequest, QueueFull, ShardBackend, Submit, SubmitQueue};
+use shardtgt_core::conn::{BackendRequest, ConnInfo, ConnState};
 use shardtgt_core::scsi::BackendStatus;
 use shardtgt_core::target::TargetSet;
 use shardtgt_transport_tcp::addr::format_portal;
@@ -59,13 +71,14 @@ pub struct ShardConfig {
     pub inbox_capacity: usize,
     /// Completions processed per loop iteration.
     pub cqe_batch: usize,
-    /// Backend requests one shard may have pending asynchronously.
+    /// Backend requests one shard may have in flight (the budget); more
+    /// wait in their connections' cores.
     pub max_pending_io: usize,
 }
 
 impl Default for ShardConfig {
     fn default() -> Self {
-        ShardConfig { ring_entries: 512, max_conns: 4096, inbox_capacity: 256, cqe_batch: 1024, max_pending_io: 65_536 }
+        ShardConfig { ring_entries: 512, max_conns: 4096, inbox_capacity: 256, cqe_batch: 1024, max_pending_io: 1024 }
     }
 }
 
@@ -102,6 +115,9 @@ unsafe fn push(ring: &mut IoUring, e: &squeue::Entry) -> io::Result<()> {
 /// The shard's ring as a backend sees it.
 struct RingQueue<'a> {
     ring: &'a mut IoUring,
+    /// Entries that did not fit even after a flush (bounded by `overflow_max`).
+    overflow: &'a mut VecDeque<squeue::Entry>,
+    overflow_max: usize,
     backend: u16,
 }
 
@@ -113,7 +129,16 @@ impl SubmitQueue for RingQueue<'_> {
         let e = entry.user_data(UserData::Backend { backend: self.backend, cookie }.encode());
         // SAFETY: the backend promised (this method's contract) that the
         // entry's buffers outlive its completion.
-        unsafe { push(self.ring, &e) }.map_err(|_| QueueFull)
+        if unsafe { push(self.ring, &e) }.is_ok() {
+            return Ok(());
+        }
+        if self.overflow.len() < self.overflow_max {
+            // Pushed before the next io_uring_enter (`Reactor::wait`); the
+            // same contract holds until then.
+            self.overflow.push_back(e);
+            return Ok(());
+        }
+        Err(QueueFull)
     }
 }
 
@@ -136,6 +161,11 @@ struct ConnSlot<C> {
     forced: bool,
     /// In the dirty list.
     queued: bool,
+    /// In the stalled list (waiting for backend capacity).
+    stall_listed: bool,
+    /// A request taken from the core that a backend refused (`Busy`);
+    /// offered again before any new one.
+    stalled: Option<BackendRequest>,
     deadline: Option<u64>,
 }
 
@@ -175,6 +205,10 @@ pub(crate) struct Reactor<F: ConnFactory> {
     io_done: Vec<(IoId, BackendStatus)>,
     dirty: Vec<Key>,
     dirty_spare: Vec<Key>,
+    /// Connections waiting for backend capacity (each at most once).
+    stalled: Vec<Key>,
+    /// Backend entries waiting for room in the submission queue.
+    overflow: VecDeque<squeue::Entry>,
     wake_armed: bool,
     next_sweep_ms: u64,
     last_full_sweep_ms: u64,
@@ -222,6 +256,8 @@ impl<F: ConnFactory> Reactor<F> {
             io_done: Vec::with_capacity(64),
             dirty: Vec::with_capacity(max_conns.min(4096)),
             dirty_spare: Vec::with_capacity(max_conns.min(4096)),
+            stalled: Vec::with_capacity(max_conns.min(4096)),
+            overflow: VecDeque::new(),
             wake_armed: false,
             next_sweep_ms: now + TICK_MS,
             last_full_sweep_ms: now,
@@ -332,6 +368,8 @@ impl<F: ConnFactory> Reactor<F> {
             closing: false,
             forced: false,
             queued: false,
+            stall_listed: false,
+            stalled: None,
             deadline: None,
         });
         match self.conns.insert(slot) {
@@ -405,20 +443,45 @@ impl<F: ConnFactory> Reactor<F> {
     /// Do everything a connection can do now.
     fn drive(&mut self, key: Key) {
         let now = self.clock.now_ms();
-        let Reactor { conns, pending, backends, ring, local, dirty, shared, id, next_sweep_ms, .. } = self;
+        let Reactor {
+            conns,
+            pending,
+            backends,
+            ring,
+            local,
+            dirty,
+            shared,
+            id,
+            next_sweep_ms,
+            stalled,
+            overflow,
+            cfg,
+            ..
+        } = self;
         let Some(s) = conns.get_mut(key) else { return };
         s.queued = false;
         let mut again = false;
+        let overflow_max = cfg.max_pending_io + backends.len();
 
         // 1. Backend requests (synchronous backends complete right here,
-        //    which may produce more output or more requests).
+        //    which may produce more output or more requests). Stop when the
+        //    shard's budget is spent or a backend is busy: the connection
+        //    waits in `stalled` for a completion.
         let mut n = 0;
         loop {
             if n == BACKEND_PER_DRIVE {
                 again = true;
                 break;
             }
-            let Some(req) = s.conn.poll_backend() else { break };
+            if pending.len() >= pending.capacity() {
+                local.backend_waits += 1;
+                if !s.stall_listed {
+                    s.stall_listed = true;
+                    stalled.push(key);
+                }
+                break;
+            }
+            let Some(req) = s.stalled.take().or_else(|| s.conn.poll_backend()) else { break };
             n += 1;
             let io = IoRequest { op: req.op, offset: req.offset, len: req.len, fua: req.fua };
             let Some(b) = backends.get_mut(req.backend) else {
@@ -426,16 +489,15 @@ impl<F: ConnFactory> Reactor<F> {
                 continue;
             };
             let Ok(pk) = pending.insert(PendingIo { conn: key, tag: req.tag }) else {
-                s.conn.handle_backend(req.tag, BackendStatus::Other(libc::EBUSY), now);
-                continue;
+                unreachable!("the budget check above leaves room in `pending`");
             };
             let buf = s.conn.backend_buffer(req.tag);
             // SAFETY: the core keeps a task buffer in place and leaves it
             // alone until `handle_backend(tag)`, which we call only when the
             // backend reports completion; the connection is not dropped
-            // while `backend_in_flight() > 0`.
+            // while `backend_in_flight() > 0` (a stalled request counts).
             let iobuf = unsafe { IoBuf::from_raw(buf.as_mut_ptr(), buf.len()) };
-            let mut q = RingQueue { ring, backend: req.backend as u16 };
+            let mut q = RingQueue { ring, overflow, overflow_max, backend: req.backend as u16 };
             match b.submit(IoId(pk.index), &io, iobuf, &mut q) {
                 Submit::Done(st) => {
                     pending.remove(pk);
@@ -443,6 +505,16 @@ impl<F: ConnFactory> Reactor<F> {
                     s.conn.handle_backend(req.tag, st, now);
                 }
                 Submit::Pending => {}
+                Submit::Busy => {
+                    pending.remove(pk);
+                    local.backend_waits += 1;
+                    s.stalled = Some(req);
+                    if !s.stall_listed {
+                        s.stall_listed = true;
+                        stalled.push(key);
+                    }
+                    break;
+                }
             }
         }
 
@@ -544,12 +616,28 @@ impl<F: ConnFactory> Reactor<F> {
     /// Submit what is queued and wait for a completion, a timer, or nothing
     /// (when work is left over).
     fn wait(&mut self) -> io::Result<()> {
+        // Entries that overflowed the submission queue go first.
+        while let Some(e) = self.overflow.front() {
+            // SAFETY: queued by `RingQueue::push` under the backend's
+            // promise that its buffers outlive the operation.
+            if unsafe { self.ring.submission().push(e) }.is_err() {
+                // Full: the submit below makes room; the rest goes next
+                // time round (the wait below does not block meanwhile).
+                break;
+            }
+            self.overflow.pop_front();
+        }
+        // Stalled connections with nothing of the shard's in flight would
+        // never see a completion: let them try again now.
+        if !self.stalled.is_empty() && self.pending.is_empty() {
+            self.unstall();
+        }
         let now = self.clock.now_ms();
         let mut wake_at = self.next_sweep_ms;
         if let Some(sd) = self.shutdown {
             wake_at = wake_at.min(if sd.forced { sd.hard_deadline } else { sd.soft_deadline });
         }
-        let r = if !self.dirty.is_empty() || wake_at <= now {
+        let r = if !self.dirty.is_empty() || !self.overflow.is_empty() || wake_at <= now {
             self.ring.submit()
         } else {
             let ms = wake_at - now;
@@ -566,6 +654,16 @@ impl<F: ConnFactory> Reactor<F> {
         }
     }
 
+    /// Drive every connection that waits for backend capacity.
+    fn unstall(&mut self) {
+        for key in std::mem::take(&mut self.stalled) {
+            if let Some(s) = self.conns.get_mut(key) {
+                s.stall_listed = false;
+            }
+            Self::mark(&mut self.conns, &mut self.dirty, key);
+        }
+    }
+
     /// Handle up to `cqe_batch` completions.
     fn reap(&mut self) {
         self.cqes.clear();
@@ -576,6 +674,7 @@ impl<F: ConnFactory> Reactor<F> {
             }
         }
         let now = self.clock.now_ms();
+        let mut backend_done = false;
         for i in 0..self.cqes.len() {
             let (ud, res, flags) = self.cqes[i];
             match UserData::decode(ud) {
@@ -586,9 +685,15 @@ impl<F: ConnFactory> Reactor<F> {
                     }
                 }
                 Some(UserData::Conn { op, slot, gen }) => self.conn_completion(op, Key { index: slot, gen }, res, now),
-                Some(UserData::Backend { backend, cookie }) => self.backend_completion(backend, cookie, res, now),
+                Some(UserData::Backend { backend, cookie }) => {
+                    backend_done = true;
+                    self.backend_completion(backend, Completion { cookie, result: res, flags }, now);
+                }
                 None => warn!(shard = self.id, user_data = ud, "completion with unknown user_data"),
             }
+        }
+        if backend_done && !self.stalled.is_empty() {
+            self.unstall();
         }
     }
 
@@ -639,17 +744,27 @@ impl<F: ConnFactory> Reactor<F> {
         Self::mark(&mut self.conns, &mut self.dirty, key);
     }
 
-    fn backend_completion(&mut self, backend: u16, cookie: u64, res: i32, now: u64) {
+    fn backend_completion(&mut self, backend: u16, c: Completion, now: u64) {
+        let overflow_max = self.cfg.max_pending_io + self.backends.len();
         let Some(b) = self.backends.get_mut(usize::from(backend)) else { return };
         let done = &mut self.io_done;
-        b.complete(cookie, res, &mut |id, st| done.push((id, st)));
+        let mut q = RingQueue { ring: &mut self.ring, overflow: &mut self.overflow, overflow_max, backend };
+        b.complete(c, &mut q, &mut |id, st| done.push((id, st)));
         for (id, st) in self.io_done.drain(..) {
-            let Some(pk) = self.pending.key_at(id.0 as usize) else { continue };
+            let Some(pk) = self.pending.key_at(id.0 as usize) else {
+                warn!(shard = self.id, backend, io = id.0, "backend reported a request that is not pending");
+                continue;
+            };
             let Some(p) = self.pending.remove(pk) else { continue };
             self.local.backend_ops += 1;
-            if let Some(s) = self.conns.get_mut(p.conn) {
-                s.conn.handle_backend(p.tag, st, now);
-                Self::mark(&mut self.conns, &mut self.dirty, p.conn);
+            match self.conns.get_mut(p.conn) {
+                Some(s) => {
+                    s.conn.handle_backend(p.tag, st, now);
+                    Self::mark(&mut self.conns, &mut self.dirty, p.conn);
+                }
+                // Cannot happen: a connection with backend requests in
+                // flight is never dropped.
+                None => warn!(shard = self.id, backend, "backend completion for a dropped connection"),
             }
         }
     }
@@ -663,6 +778,16 @@ impl<F: ConnFactory> Drop for Reactor<F> {
             if s.ops_in_flight() || s.conn.backend_in_flight() > 0 {
                 std::mem::forget(s);
             }
+        }
+        // Backend handles with requests in flight own memory the kernel or
+        // their workers may still write (bounce buffers): leak them too.
+        if !self.pending.is_empty() {
+            warn!(
+                shard = self.id,
+                in_flight = self.pending.len(),
+                "backend requests in flight at exit; leaking their handles"
+            );
+            std::mem::forget(std::mem::take(&mut self.backends));
         }
     }
 }

@@ -21,6 +21,9 @@ pub struct ShardStats {
     pub bytes_out: AtomicU64,
     /// Backend requests completed.
     pub backend_ops: AtomicU64,
+    /// Times a connection had to wait for backend capacity (budget spent or
+    /// a backend busy).
+    pub backend_waits: AtomicU64,
     /// Reactor loop iterations.
     pub loops: AtomicU64,
 }
@@ -40,6 +43,8 @@ pub struct StatsSnapshot {
     pub bytes_out: u64,
     /// See [`ShardStats::backend_ops`].
     pub backend_ops: u64,
+    /// See [`ShardStats::backend_waits`].
+    pub backend_waits: u64,
     /// See [`ShardStats::loops`].
     pub loops: u64,
 }
@@ -54,6 +59,7 @@ impl ShardStats {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             backend_ops: self.backend_ops.load(Ordering::Relaxed),
+            backend_waits: self.backend_waits.load(Ordering::Relaxed),
             loops: self.loops.load(Ordering::Relaxed),
         }
     }
@@ -67,6 +73,7 @@ pub(crate) struct LocalStats {
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
     pub(crate) backend_ops: u64,
+    pub(crate) backend_waits: u64,
     pub(crate) loops: u64,
 }
 
@@ -77,6 +84,7 @@ impl LocalStats {
         s.bytes_in.store(self.bytes_in, Ordering::Relaxed);
         s.bytes_out.store(self.bytes_out, Ordering::Relaxed);
         s.backend_ops.store(self.backend_ops, Ordering::Relaxed);
+        s.backend_waits.store(self.backend_waits, Ordering::Relaxed);
         s.loops.store(self.loops, Ordering::Relaxed);
     }
 }

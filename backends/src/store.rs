@@ -1,0 +1,440 @@
+//! Opening the backing store of a `file` or `rdwr` LU (a regular file or a
+//! block device), its geometry, O_DIRECT alignment, and the blocking
+//! read/write/flush both backends share (tools, tests, the `rdwr` workers).
+//!
+//! Rules (see `deploy/shardtgt.example.toml`):
+//! - A missing regular file is created sparse with the configured size
+//!   (ftruncate(2), mode 0600); a read-only LU never creates one.
+//! - An existing file smaller than the configured size is extended (sparse);
+//!   a larger one is used up to the configured size; without a size, the
+//!   file's size (rounded down to the block size) is the LU's size.
+//! - A block device's size comes from `BLKGETSIZE64`; a configured size may
+//!   be smaller, never larger.
+//! - If the store cannot be opened for writing (`EACCES`, `EPERM`, `EROFS`)
+//!   it is opened read-only and the LU becomes read-only, with a warning
+//!   (what Linux tgt's `bs_rdwr` does too).
+//! - `direct = true` opens the data descriptors with O_DIRECT when the
+//!   filesystem supports it and the LU's block size is a multiple of the
+//!   O_DIRECT offset alignment (statx(2) `STATX_DIOALIGN`; tmpfs, which
+//!   accepts O_DIRECT since Linux 6.6 without alignment rules, is detected by
+//!   its magic; block devices without statx support use their logical block
+//!   size; anything else 4096). Otherwise the LU runs buffered, with a warning.
+//!
+//! It never keeps a lock and never caches data.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use crate::aligned::AlignedBuf;
+use crate::errno::{ErrnoLog, IoFailure};
+use crate::{check_bounds, BackendError, BackendOp, BackendSpec, BackendStatus, IoRequest};
+
+/// `BLKGETSIZE64` = `_IOR(0x12, 114, size_t)` (linux/fs.h) on the generic
+/// ioctl encoding (x86-64, aarch64, riscv64).
+const BLKGETSIZE64: u64 = 0x8008_1272;
+
+/// Largest bounce buffer a blocking (worker) request grows to; longer
+/// unaligned O_DIRECT requests are copied through it in pieces.
+pub(crate) const BLOCKING_BOUNCE_MAX: usize = 1 << 20;
+
+/// Alignment O_DIRECT needs on this store.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct DioAlign {
+    /// Memory alignment of user buffers (`stx_dio_mem_align`).
+    pub(crate) mem: usize,
+    /// File offset and length alignment (`stx_dio_offset_align`).
+    pub(crate) offset: u64,
+}
+
+impl DioAlign {
+    /// Can `len` bytes at `ptr` go straight to the O_DIRECT descriptor?
+    pub(crate) fn buf_ok(&self, ptr: *const u8, len: usize) -> bool {
+        (ptr as usize | len) % self.mem == 0
+    }
+
+    /// Alignment for bounce buffers: at least a page.
+    pub(crate) fn bounce_align(&self) -> usize {
+        self.mem.max(4096)
+    }
+}
+
+/// An opened backing store.
+#[derive(Debug)]
+pub(crate) struct Store {
+    pub(crate) path: PathBuf,
+    /// Buffered descriptor for geometry, flushes and synchronous I/O.
+    pub(crate) fd: OwnedFd,
+    pub(crate) size_bytes: u64,
+    pub(crate) block_size: u32,
+    /// Effective: configured, or forced because writing was refused.
+    pub(crate) read_only: bool,
+    pub(crate) block_device: bool,
+    /// O_DIRECT in effect, with its alignment.
+    pub(crate) dio: Option<DioAlign>,
+    pub(crate) log: ErrnoLog,
+}
+
+fn cpath(p: &Path) -> Result<CString, BackendError> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| BackendError(format!("{}: path contains a NUL byte", p.display())))
+}
+
+fn open_raw(p: &CString, flags: i32, mode: libc::mode_t) -> io::Result<OwnedFd> {
+    // SAFETY: `p` is a valid NUL-terminated string; open(2) reads it only.
+    let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::c_uint) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn fstat(fd: RawFd) -> io::Result<libc::stat> {
+    // SAFETY: zeroed is a valid `stat`; fstat writes at most its size.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a live, writable `stat`.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
+fn block_device_size(fd: RawFd) -> io::Result<u64> {
+    let mut size: u64 = 0;
+    // SAFETY: BLKGETSIZE64 writes one u64 into `size`, which is live.
+    if unsafe { libc::ioctl(fd, BLKGETSIZE64 as _, &mut size as *mut u64) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(size)
+}
+
+fn logical_block_size(fd: RawFd) -> io::Result<u64> {
+    let mut lbs: libc::c_int = 0;
+    // SAFETY: BLKSSZGET writes one int into `lbs`, which is live.
+    if unsafe { libc::ioctl(fd, libc::BLKSSZGET, &mut lbs as *mut libc::c_int) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(lbs.max(512) as u64)
+}
+
+/// O_DIRECT alignment of the file behind `fd`, or why O_DIRECT is not
+/// possible (statx(2) `STATX_DIOALIGN`, Linux 6.1+).
+fn dio_align(fd: RawFd, block_device: bool) -> Result<DioAlign, String> {
+    // SAFETY: zeroed is a valid `statx`; the kernel fills at most its size.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    let empty = c"";
+    // SAFETY: an empty path with AT_EMPTY_PATH names `fd` itself; `sx` is live.
+    let r = unsafe { libc::statx(fd, empty.as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_DIOALIGN, &mut sx) };
+    if r == 0 && sx.stx_mask & libc::STATX_DIOALIGN != 0 {
+        if sx.stx_dio_offset_align == 0 {
+            return Err("the filesystem does not support O_DIRECT".into());
+        }
+        return Ok(DioAlign {
+            mem: (sx.stx_dio_mem_align as usize).max(1),
+            offset: u64::from(sx.stx_dio_offset_align),
+        });
+    }
+    // SAFETY: zeroed is a valid `statfs`; fstatfs writes at most its size.
+    let mut sf: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `sf` is live and writable.
+    if unsafe { libc::fstatfs(fd, &mut sf) } == 0 && sf.f_type == libc::TMPFS_MAGIC {
+        // shmem's O_DIRECT goes through the page cache: no alignment rules.
+        return Ok(DioAlign { mem: 1, offset: 1 });
+    }
+    if block_device {
+        let lbs = logical_block_size(fd).map_err(|e| format!("BLKSSZGET: {e}"))?;
+        return Ok(DioAlign { mem: lbs as usize, offset: lbs });
+    }
+    Ok(DioAlign { mem: 4096, offset: 4096 })
+}
+
+impl Store {
+    /// Open (and if needed create or extend) the store `spec` describes.
+    pub(crate) fn open(spec: &BackendSpec) -> Result<Store, BackendError> {
+        let path = spec.path.clone().ok_or_else(|| BackendError("no path given".into()))?;
+        let name = path.display().to_string();
+        let err = |m: String| BackendError(format!("{name}: {m}"));
+        let c = cpath(&path)?;
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => Some(m),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(err(e.to_string())),
+        };
+        let mut created = false;
+        if let Some(m) = &meta {
+            let ft = m.file_type();
+            if ft.is_dir() {
+                return Err(err("is a directory".into()));
+            }
+            if !ft.is_file() && !ft.is_block_device() {
+                return Err(err("is neither a regular file nor a block device".into()));
+            }
+        } else {
+            if spec.read_only {
+                return Err(err("does not exist (a read-only LU never creates its file)".into()));
+            }
+            let size = spec.size_bytes.ok_or_else(|| err("does not exist and no size is given to create it".into()))?;
+            let fd = open_raw(&c, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600)
+                .map_err(|e| err(format!("cannot create: {e}")))?;
+            // SAFETY: plain syscall on our own descriptor.
+            if unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) } != 0 {
+                let e = io::Error::last_os_error();
+                let _ = std::fs::remove_file(&path);
+                return Err(err(format!("cannot size the new file to {size} bytes: {e}")));
+            }
+            created = true;
+            tracing::info!(store = %name, size, "created sparse backing file");
+        }
+
+        let mut read_only = spec.read_only;
+        let fd = if read_only {
+            open_raw(&c, libc::O_RDONLY, 0).map_err(|e| err(format!("cannot open: {e}")))?
+        } else {
+            match open_raw(&c, libc::O_RDWR, 0) {
+                Ok(fd) => fd,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS)) => {
+                    let fd = open_raw(&c, libc::O_RDONLY, 0)
+                        .map_err(|e2| err(format!("cannot open for writing ({e}) nor for reading ({e2})")))?;
+                    tracing::warn!(store = %name, "cannot open for writing ({e}): serving the LU read-only");
+                    read_only = true;
+                    fd
+                }
+                Err(e) => return Err(err(format!("cannot open: {e}"))),
+            }
+        };
+        let st = fstat(fd.as_raw_fd()).map_err(|e| err(format!("fstat: {e}")))?;
+        let block_device = st.st_mode & libc::S_IFMT == libc::S_IFBLK;
+        let bs = u64::from(spec.block_size);
+        let size_bytes = if block_device {
+            let dev = block_device_size(fd.as_raw_fd()).map_err(|e| err(format!("BLKGETSIZE64: {e}")))?;
+            match spec.size_bytes {
+                Some(s) if s > dev => {
+                    return Err(err(format!("size {s} is larger than the block device ({dev} bytes)")));
+                }
+                Some(s) => s,
+                None => dev - dev % bs,
+            }
+        } else {
+            let file = st.st_size as u64;
+            match spec.size_bytes {
+                Some(s) if s > file && !created => {
+                    if read_only {
+                        return Err(err(format!(
+                            "file has {file} bytes, fewer than the configured size {s}, and the LU is read-only"
+                        )));
+                    }
+                    // SAFETY: plain syscall on our own descriptor.
+                    if unsafe { libc::ftruncate(fd.as_raw_fd(), s as libc::off_t) } != 0 {
+                        let e = io::Error::last_os_error();
+                        return Err(err(format!("cannot extend from {file} to {s} bytes: {e}")));
+                    }
+                    tracing::info!(store = %name, from = file, to = s, "extended backing file (sparse)");
+                    s
+                }
+                Some(s) => s,
+                None => file - file % bs,
+            }
+        };
+        if size_bytes == 0 {
+            return Err(err("is empty: give a size to grow it".into()));
+        }
+        if size_bytes % bs != 0 {
+            // Only reachable with an explicit size; the config checks it too.
+            return Err(err(format!("size {size_bytes} is not a multiple of the block size {bs}")));
+        }
+        if spec.size_bytes.is_none() {
+            let raw = if block_device { size_bytes } else { st.st_size as u64 };
+            if raw != size_bytes {
+                tracing::warn!(store = %name, bytes = raw, lu_bytes = size_bytes, "size is not a multiple of the block size: the tail is not exported");
+            }
+        }
+
+        let mut store = Store {
+            path,
+            fd,
+            size_bytes,
+            block_size: spec.block_size,
+            read_only,
+            block_device,
+            dio: None,
+            log: ErrnoLog::new(name.clone()),
+        };
+        if spec.direct {
+            match dio_align(store.fd.as_raw_fd(), block_device) {
+                Ok(a) if bs % a.offset != 0 => tracing::warn!(
+                    store = %name,
+                    "direct I/O off: block size {bs} is not a multiple of the O_DIRECT alignment {}",
+                    a.offset
+                ),
+                Ok(a) => {
+                    store.dio = Some(a);
+                    match store.open_data_fd() {
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(store = %name, "direct I/O off: {e}");
+                            store.dio = None;
+                        }
+                    }
+                }
+                Err(why) => tracing::warn!(store = %name, "direct I/O off: {why}"),
+            }
+        }
+        Ok(store)
+    }
+
+    /// A new open file description on the same file (O_DIRECT if in
+    /// effect), for one shard or worker set. Reopened through
+    /// `/proc/self/fd`, so it is the same inode even if the path was renamed
+    /// or replaced since.
+    pub(crate) fn open_data_fd(&self) -> Result<OwnedFd, BackendError> {
+        let mut flags = if self.read_only { libc::O_RDONLY } else { libc::O_RDWR };
+        if self.dio.is_some() {
+            flags |= libc::O_DIRECT;
+        }
+        let proc = CString::new(format!("/proc/self/fd/{}", self.fd.as_raw_fd())).expect("no NUL in a number");
+        open_raw(&proc, flags, 0)
+            .or_else(|_| open_raw(&cpath(&self.path)?, flags, 0).map_err(|e| BackendError(e.to_string())))
+            .map_err(|e| BackendError(format!("{}: cannot open: {e}", self.path.display())))
+    }
+
+    /// Check a request against the LU before doing anything: bounds and
+    /// read-only. `Some(status)` finishes it on the spot.
+    pub(crate) fn precheck(&self, req: &IoRequest, buf_len: usize) -> Option<BackendStatus> {
+        if req.op == BackendOp::Flush {
+            // Nothing of ours to make durable on a read-only store.
+            return self.read_only.then_some(BackendStatus::Ok);
+        }
+        if buf_len != req.len as usize {
+            return Some(BackendStatus::Other(libc::EINVAL));
+        }
+        if let Err(s) = check_bounds(req.offset, buf_len, self.size_bytes) {
+            return Some(s);
+        }
+        if req.op == BackendOp::Write && self.read_only {
+            return Some(BackendStatus::ReadOnly);
+        }
+        if buf_len == 0 {
+            return Some(BackendStatus::Ok);
+        }
+        None
+    }
+
+    /// Run one request with blocking system calls on `fd` (this store's
+    /// buffered descriptor or an O_DIRECT one from [`Store::open_data_fd`],
+    /// as `direct` says). Unaligned buffers on O_DIRECT go through `bounce`,
+    /// which grows to at most [`BLOCKING_BOUNCE_MAX`]. Failures are logged
+    /// and mapped in [`crate::errno`].
+    pub(crate) fn execute_blocking(
+        &self,
+        fd: RawFd,
+        direct: bool,
+        req: &IoRequest,
+        buf: &mut [u8],
+        bounce: &mut Option<AlignedBuf>,
+    ) -> BackendStatus {
+        if let Some(s) = self.precheck(req, buf.len()) {
+            return s;
+        }
+        let r = match req.op {
+            BackendOp::Flush => datasync(self.fd.as_raw_fd()).map_err(|f| (0, f)),
+            op => match self.dio.filter(|a| direct && !a.buf_ok(buf.as_ptr(), buf.len())) {
+                None => transfer(fd, op, buf, req.offset, req.fua),
+                Some(a) => {
+                    let want = buf.len().min(BLOCKING_BOUNCE_MAX).next_multiple_of(a.bounce_align());
+                    if bounce.as_ref().is_none_or(|b| b.len() < want) {
+                        *bounce = None;
+                        *bounce = AlignedBuf::new(want, a.bounce_align());
+                    }
+                    match bounce.as_mut() {
+                        None => Err((0, IoFailure::Errno(libc::ENOMEM))),
+                        Some(b) => bounced(fd, op, buf, req.offset, req.fua, b.as_mut_slice()),
+                    }
+                }
+            },
+        };
+        match r {
+            Ok(()) => BackendStatus::Ok,
+            Err((done, f)) => self.log.fail(req.op, req.offset + done as u64, f),
+        }
+    }
+}
+
+/// Read or write all of `buf` at `offset`, resuming after short transfers.
+/// On failure, how many bytes were done and why.
+pub(crate) fn transfer(
+    fd: RawFd,
+    op: BackendOp,
+    buf: &mut [u8],
+    offset: u64,
+    fua: bool,
+) -> Result<(), (usize, IoFailure)> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        let off = (offset + done as u64) as libc::off_t;
+        let n = if op == BackendOp::Read {
+            // SAFETY: `rest` is a live, writable slice of `rest.len()` bytes.
+            unsafe { libc::pread(fd, rest.as_mut_ptr().cast(), rest.len(), off) }
+        } else {
+            let iov = libc::iovec { iov_base: rest.as_mut_ptr().cast(), iov_len: rest.len() };
+            let flags = if fua { libc::RWF_DSYNC } else { 0 };
+            // SAFETY: one iovec over a live slice; the kernel only reads it.
+            unsafe { libc::pwritev2(fd, &iov, 1, off, flags) }
+        };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 if op == BackendOp::Read => return Err((done, IoFailure::Eof)),
+            0 => return Err((done, IoFailure::NoProgress)),
+            _ => {
+                let e = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+                if e != libc::EINTR {
+                    return Err((done, IoFailure::Errno(e)));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// [`transfer`] through an aligned bounce buffer, piece by piece.
+fn bounced(
+    fd: RawFd,
+    op: BackendOp,
+    buf: &mut [u8],
+    offset: u64,
+    fua: bool,
+    bounce: &mut [u8],
+) -> Result<(), (usize, IoFailure)> {
+    let mut done = 0;
+    while done < buf.len() {
+        let n = (buf.len() - done).min(bounce.len());
+        let piece = &mut bounce[..n];
+        if op == BackendOp::Write {
+            piece.copy_from_slice(&buf[done..done + n]);
+        }
+        transfer(fd, op, piece, offset + done as u64, fua).map_err(|(d, f)| (done + d, f))?;
+        if op == BackendOp::Read {
+            buf[done..done + n].copy_from_slice(piece);
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// fdatasync(2), retried on EINTR.
+pub(crate) fn datasync(fd: RawFd) -> Result<(), IoFailure> {
+    loop {
+        // SAFETY: plain syscall on a descriptor the caller owns.
+        if unsafe { libc::fdatasync(fd) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        if e != libc::EINTR {
+            return Err(IoFailure::Errno(e));
+        }
+    }
+}
