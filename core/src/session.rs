@@ -48,6 +48,20 @@ pub struct Registry {
     max_sessions: usize,
 }
 
+/// A session as listed by [`Registry::list`]. Names are as registered
+/// (lower-cased for matching).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SessionInfo {
+    /// TSIH.
+    pub tsih: Tsih,
+    /// Initiator name.
+    pub initiator: String,
+    /// ISID.
+    pub isid: Isid,
+    /// Target name (empty for discovery sessions).
+    pub target: String,
+}
+
 /// Why a session could not be opened.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum OpenError {
@@ -125,6 +139,36 @@ impl Registry {
         self.len() == 0
     }
 
+    /// Every open session, for listings (TSIH order).
+    pub fn list(&self) -> Vec<SessionInfo> {
+        let inner = self.lock();
+        let mut v: Vec<SessionInfo> = inner
+            .by_tsih
+            .iter()
+            .map(|(t, e)| SessionInfo {
+                tsih: Tsih(*t),
+                initiator: e.key.0.clone(),
+                isid: e.key.1,
+                target: e.key.2.clone(),
+            })
+            .collect();
+        v.sort_by_key(|s| s.tsih.0);
+        v
+    }
+
+    /// Force one session out (admin "force logout"): its connection ends
+    /// its tasks and closes at its next tick. False if no such session.
+    pub fn kill(&self, tsih: Tsih) -> bool {
+        let mut inner = self.lock();
+        match inner.by_tsih.remove(&tsih.0) {
+            Some(e) => {
+                e.killed.store(true, Ordering::Release);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Mark every session killed (admin or shutdown).
     pub fn kill_all(&self) {
         for e in self.lock().by_tsih.values() {
@@ -152,6 +196,21 @@ mod tests {
         r.close(&a);
         assert!(r.exists(a2.tsih));
         assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn list_and_kill() {
+        let r = Registry::new(0);
+        let a = r.open("iqn.a", Isid(1), "iqn.t").unwrap();
+        let b = r.open("iqn.b", Isid(2), "").unwrap();
+        let l = r.list();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].tsih, a.tsih);
+        assert_eq!(l[1].target, "");
+        assert!(r.kill(b.tsih));
+        assert!(b.is_killed() && !a.is_killed());
+        assert!(!r.kill(b.tsih));
+        assert_eq!(r.len(), 1);
     }
 
     #[test]
