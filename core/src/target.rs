@@ -2,7 +2,9 @@
 //! the limits it negotiates. Built by the daemon, shared read-only as an
 //! `Arc<TargetSet>` snapshot; a change makes a new snapshot.
 
-use crate::scsi::LuInfo;
+use std::sync::Arc;
+
+use crate::scsi::{LuInfo, LuShared};
 
 /// One portal (address:port) and its target portal group tag.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -22,10 +24,16 @@ pub struct LuConfig {
     pub backend: usize,
     /// What SCSI emulation needs to know.
     pub info: LuInfo,
+    /// State of the LU shared by every connection on every shard
+    /// (reservations, unit attentions, SWP, CAW locks). A new
+    /// configuration snapshot must carry the same `Arc` over for an LU it
+    /// keeps. `Default` gives fresh state without APTPL persistence; use
+    /// [`LuShared::new`] with a state file to persist reservations.
+    pub shared: Arc<LuShared>,
 }
 
 /// One iSCSI target.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct TargetConfig {
     /// iSCSI qualified name.
     pub name: String,
@@ -35,6 +43,11 @@ pub struct TargetConfig {
     pub luns: Vec<LuConfig>,
     /// LUN indices, sorted (for REPORT LUNS).
     pub lun_indices: Vec<u16>,
+    /// Who may see and log in to this target (empty: everyone).
+    pub acl: crate::acl::Acl,
+    /// CHAP accounts; `Some` makes CHAP mandatory for this target
+    /// (RFC 7143 §12.1.3).
+    pub chap: Option<crate::login::chap::ChapAccounts>,
 }
 
 impl TargetConfig {
@@ -104,6 +117,8 @@ pub struct TargetSet {
     pub portals: Vec<Portal>,
     /// Limits.
     pub limits: Limits,
+    /// CHAP accounts for discovery sessions; `Some` makes CHAP mandatory there.
+    pub discovery_chap: Option<crate::login::chap::ChapAccounts>,
 }
 
 impl TargetSet {

@@ -1021,18 +1021,13 @@ fn libiscsi_style_single_request() {
 fn targets(n: usize) -> TargetSet {
     TargetSet {
         targets: (0..n)
-            .map(|i| TargetConfig {
-                name: format!("iqn.2026-01.io.shardtgt:disk{i:04}"),
-                alias: None,
-                luns: vec![],
-                lun_indices: vec![],
-            })
+            .map(|i| TargetConfig { name: format!("iqn.2026-01.io.shardtgt:disk{i:04}"), ..Default::default() })
             .collect(),
         portals: vec![
             Portal { address: "192.0.2.10:3260".into(), tpgt: 1 },
             Portal { address: "[2001:db8::10]:3260".into(), tpgt: 2 },
         ],
-        limits: Limits::default(),
+        ..Default::default()
     }
 }
 

@@ -46,7 +46,7 @@ fn run_raw(lu: Option<&LuInfo>, luns: &[u16], nexus: &mut NexusState, cdb: &[u8]
     let o = execute_with_parameter_list(&ctx, nexus, params, &mut buf);
     let n = match &o {
         Outcome::Done { data_len, .. } => (*data_len as usize).min(buf.len()),
-        Outcome::Io(_) => 0,
+        Outcome::Io(_) | Outcome::Job(_) => 0,
     };
     buf.truncate(n);
     (o, buf)
@@ -151,7 +151,7 @@ fn vpd_supported_pages() {
     let mut thin = lu();
     thin.thin = true;
     assert_eq!(good(&thin, &[0x12, 1, 0x00, 0, 255, 0]), [0, 0x00, 0, 6, 0x00, 0x80, 0x83, 0xb0, 0xb1, 0xb2]);
-    assert_eq!(good(&thin, &[0x12, 1, 0xb2, 0, 255, 0]), [0, 0xb2, 0, 4, 0, 0x04, 0x02, 0]);
+    assert_eq!(good(&thin, &[0x12, 1, 0xb2, 0, 255, 0]), [0, 0xb2, 0, 4, 0, 0xe4, 0x02, 0]);
 }
 
 #[test]
@@ -201,9 +201,17 @@ fn vpd_block_limits_and_characteristics() {
     let d = good(&lu(), &[0x12, 1, 0xb0, 0, 255, 0]);
     assert_eq!(d.len(), 64);
     assert_eq!(&d[..4], &[0, 0xb0, 0, 0x3c]);
-    assert_eq!(&d[6..8], &[0, 1]);
+    assert_eq!(&d[6..8], &[0, 1], "OPTIMAL TRANSFER LENGTH GRANULARITY: one physical block");
     assert_eq!(&d[8..12], &16384u32.to_be_bytes());
-    assert!(d[12..].iter().all(|&b| b == 0));
+    assert_eq!(d[5], 255, "MAXIMUM COMPARE AND WRITE LENGTH");
+    assert!(d[20..32].iter().all(|&b| b == 0), "no UNMAP on a fully provisioned LU");
+    assert_eq!(&d[36..44], &16384u64.to_be_bytes(), "MAXIMUM WRITE SAME LENGTH");
+    assert_eq!(&d[44..48], &16384u32.to_be_bytes(), "MAXIMUM ATOMIC TRANSFER LENGTH");
+    let mut thin = lu();
+    thin.thin = true;
+    let d = good(&thin, &[0x12, 1, 0xb0, 0, 255, 0]);
+    assert_eq!(&d[20..24], &(1u32 << 20).to_be_bytes(), "MAXIMUM UNMAP LBA COUNT");
+    assert_eq!(&d[24..28], &256u32.to_be_bytes(), "MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT");
     let mut big = lu();
     big.block_size = 4096;
     assert_eq!(&good(&big, &[0x12, 1, 0xb0, 0, 255, 0])[8..12], &2048u32.to_be_bytes());
@@ -266,6 +274,9 @@ fn read_capacity() {
     want[..8].copy_from_slice(&((1u64 << 33) - 1).to_be_bytes());
     want[8..12].copy_from_slice(&512u32.to_be_bytes());
     assert_eq!(d, want);
+    let mut big = lu();
+    big.block_size = 4096;
+    assert_eq!(good(&big, &rc16(32))[13], 0);
     let mut thin = lu();
     thin.thin = true;
     assert_eq!(good(&thin, &rc16(32))[14], 0xc0);
@@ -274,7 +285,7 @@ fn read_capacity() {
     }
     assert_eq!(good(&lu(), &rc16(96)).len(), 32);
     // Other SERVICE ACTION IN(16) service actions: byte 1 bit 4.
-    assert_eq!(check(Some(&lu()), &with_sa(rc16(32), 0x12)), field(1, Some(4)));
+    assert_eq!(check(Some(&lu()), &with_sa(rc16(32), 0x13)), field(1, Some(4)));
 }
 
 fn with_sa(mut c: Vec<u8>, sa: u8) -> Vec<u8> {
@@ -528,12 +539,13 @@ fn ms10(llbaa: bool, dbd: bool, pc: u8, page: u8, alloc: u16) -> Vec<u8> {
 }
 
 const PAGE01: [u8; 12] = [0x01, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-const PAGE0A: [u8; 12] = [0x0a, 0x0a, 0, 0x10, 0, 0x40, 0, 0, 0xff, 0xff, 0, 0];
+/// Control page as MODE SENSE returns it (PS set: saveable).
+const PAGE0A: [u8; 12] = [0x8a, 0x0a, 0x20, 0x10, 0, 0x40, 0, 0, 0xff, 0xff, 0, 0];
 const PAGE1C: [u8; 12] = [0x1c, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
 fn page08(wce: bool) -> Vec<u8> {
     let mut p = vec![0u8; 20];
-    p[0] = 0x08;
+    p[0] = 0x88; // PS: saveable
     p[1] = 0x12;
     p[2] = if wce { 0x04 } else { 0 };
     p
@@ -568,12 +580,12 @@ fn mode_sense_pages_and_controls() {
     assert_eq!(d, want);
     let d = good(&lu(), &ms6(true, 0, 0x0a, 0, 255));
     assert_eq!(d[4..], PAGE0A);
-    // Changeable values: WCE and D_SENSE only.
+    // Changeable values: WCE, D_SENSE and SWP only.
     let d = good(&lu(), &ms6(true, 1, 0x3f, 0, 255));
     let mut want = vec![59, 0, 0x10, 0];
     want.extend_from_slice(&PAGE01);
     want.extend_from_slice(&page08(true));
-    want.extend_from_slice(&[0x0a, 0x0a, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    want.extend_from_slice(&[0x8a, 0x0a, 0x04, 0, 0x08, 0, 0, 0, 0, 0, 0, 0]);
     want.extend_from_slice(&PAGE1C);
     assert_eq!(d, want);
     // Default values follow the LU configuration.
@@ -581,7 +593,8 @@ fn mode_sense_pages_and_controls() {
     assert_eq!(good(&lu(), &ms6(true, 2, 0x08, 0, 255))[6], 0x04);
 
     let l = lu();
-    assert_eq!(check(Some(&l), &ms6(false, 3, 0x3f, 0, 255)), Sense::saving_parameters_not_supported());
+    // Saved values: the defaults until MODE SELECT saves some.
+    assert_eq!(good(&l, &ms6(false, 3, 0x3f, 0, 255)), good(&l, &ms6(false, 2, 0x3f, 0, 255)));
     assert_eq!(Sense::saving_parameters_not_supported().asc, Asc::SAVING_PARAMETERS_NOT_SUPPORTED);
     assert_eq!(check(Some(&l), &ms6(false, 0, 0x19, 0, 255)), field(2, Some(5)));
     assert_eq!(check(Some(&l), &ms6(false, 0, 0x08, 1, 255)), field(3, None));
@@ -636,13 +649,13 @@ fn mode_select_changes_wce_and_d_sense() {
     let mut params = vec![0, 0, 0, 8, 0, 0, 0x03, 0xe8, 0, 0, 0x02, 0];
     let mut ctl = PAGE0A;
     ctl[0] |= 0x80; // PS is ignored in MODE SELECT
-    ctl[2] = 0x04;
+    ctl[2] |= 0x04;
     params.extend_from_slice(&ctl);
     let (o, _) = run_raw(Some(&l), &[0], &mut n, &mode_select_6(&params), &params);
     assert_eq!(o, Outcome::good(0));
     assert!(n.d_sense);
     let (_, d) = run(Some(&l), &mut n, &ms6(true, 0, 0x0a, 0, 255));
-    assert_eq!(d[6], 0x04);
+    assert_eq!(d[6], 0x24, "TST 001b, D_SENSE");
     let mut out = [0u8; 64];
     let len = n.encode_sense(&Sense::lba_out_of_range(), &mut out);
     assert_eq!(&out[..len], &[0x72, 0x05, 0x21, 0x00, 0, 0, 0, 0]);
@@ -695,10 +708,10 @@ fn mode_select_errors() {
     };
     let mut buf = [0u8; 64];
     assert_eq!(execute(&ctx, &mut n, &mut buf).sense(), Some(Sense::parameter_list_length_error()));
-    // SP = 1; PF = 0.
+    // SP = 1 is accepted (the list is then checked as usual); PF = 0.
     let mut cdb = mode_select_6(&[0; 24]);
     cdb[1] = 0x11;
-    assert_eq!(sel(&mut n, &cdb, &[0; 24]), Some(field(1, Some(0))));
+    assert_eq!(sel(&mut n, &cdb, &[0; 24]), Some(Sense::invalid_field_in_parameter_list(4, Some(5))));
     cdb[1] = 0x00;
     assert_eq!(sel(&mut n, &cdb, &[0; 24]), Some(field(1, Some(4))));
     // Nothing changed along the way; an empty list is fine.
@@ -787,12 +800,12 @@ fn unit_attention_not_reported_for_unknown_lun() {
 #[test]
 fn unknown_opcodes_and_short_cdbs() {
     let l = lu();
-    for op in [0x01u8, 0x04, 0x16, 0x41, 0x42, 0x5e, 0x7f, 0x89, 0x93, 0xc0, 0xff] {
+    for op in [0x01u8, 0x04, 0x7f, 0xc0, 0xff] {
         assert_eq!(check(Some(&l), &[op, 0, 0, 0, 0, 0]), Sense::invalid_opcode(), "{op:#x}");
     }
     assert_eq!(Sense::invalid_opcode().asc, Asc::INVALID_COMMAND_OPERATION_CODE);
     // MAINTENANCE IN with a service action we lack.
-    assert_eq!(check(Some(&l), &[0xa3, 0x0d, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]), field(1, Some(4)));
+    assert_eq!(check(Some(&l), &[0xa3, 0x0e, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]), field(1, Some(4)));
     let mut n = NexusState::new(1);
     let short = |n: &mut NexusState, cdb: &[u8]| run_raw(Some(&l), &[0], n, cdb, &[]).0;
     assert_eq!(short(&mut n, &[]), Outcome::check_condition(Sense::invalid_cdb()));
@@ -870,8 +883,9 @@ fn report_supported_operation_codes() {
     assert_eq!(d[1], 0x83);
     let d = good(&l, &rsoc(false, 2, 0x9e, 0x10, 65535));
     assert_eq!(&d[..6], &[0, 0x03, 0, 16, 0x9e, 0x10]);
-    assert_eq!(good(&l, &rsoc(false, 2, 0x9e, 0x12, 65535)), [0, 0x01, 0, 0]);
-    assert_eq!(good(&l, &rsoc(false, 1, 0x42, 0, 65535)), [0, 0x01, 0, 0]);
+    assert_eq!(good(&l, &rsoc(false, 2, 0x9e, 0x13, 65535)), [0, 0x01, 0, 0]);
+    assert_eq!(good(&l, &rsoc(false, 1, 0x42, 0, 65535))[..2], [0, 0x03]);
+    assert_eq!(good(&l, &rsoc(false, 1, 0x40, 0, 65535)), [0, 0x01, 0, 0]);
     assert_eq!(check(Some(&l), &rsoc(false, 1, 0x9e, 0, 65535)), field(3, None));
     assert_eq!(check(Some(&l), &rsoc(false, 2, 0x28, 0, 65535)), field(3, None));
     assert_eq!(check(Some(&l), &rsoc(false, 5, 0x28, 0, 65535)), field(2, Some(2)));
@@ -1092,6 +1106,11 @@ proptest! {
                 if r.op == BackendOp::Write {
                     prop_assert!(!l.read_only);
                 }
+            }
+            Outcome::Job(j) => {
+                let l = lu.as_ref().expect("a job needs an LU");
+                prop_assert!(!l.read_only);
+                prop_assert!(j.data_out_len() <= MAX_TRANSFER_BYTES);
             }
         }
     }

@@ -36,11 +36,13 @@ fn set() -> Arc<TargetSet> {
         targets: vec![TargetConfig {
             name: TARGET.into(),
             alias: None,
-            luns: vec![LuConfig { lun: 0, backend: 0, info }],
+            luns: vec![LuConfig { lun: 0, backend: 0, info, shared: Default::default() }],
             lun_indices: vec![0],
+            ..Default::default()
         }],
         portals: vec![Portal { address: "127.0.0.1:3260".into(), tpgt: 1 }],
         limits: Limits { queue_depth: 16, nop_interval_ms: 0, ..Limits::default() },
+        ..Default::default()
     })
 }
 

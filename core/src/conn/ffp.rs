@@ -7,7 +7,7 @@ use super::tx::Out;
 use super::{ConnState, Connection, Flow, Held, PendingTmf, TextExchange};
 use crate::ids::{Itt, Ttt};
 use crate::pdu::{
-    Bhs, DataOut, LogoutReason, LogoutRequest, NopOut, Pdu, RejectReason, ScsiCommand, Snack, TextRequest,
+    Bhs, DataOut, LogoutReason, LogoutRequest, NopOut, Pdu, RejectReason, ScsiCommand, Snack, TaskAttr, TextRequest,
     TextResponse, TmfFunction, TmfRequest, TmfResponseCode,
 };
 use crate::scsi::{self, Asc, BackendOp, BackendStatus, CmdContext, NexusState, Outcome, ScsiStatus, Sense};
@@ -315,8 +315,68 @@ impl Connection {
         Flow::Continue
     }
 
-    /// Run SCSI emulation for a task whose CmdSN turn has come.
+    /// A task whose CmdSN turn has come: run it now, or defer it while task
+    /// attributes say it must wait (SAM-5 §8.6: an ORDERED task starts after
+    /// every older task of the task set and blocks newer ones; HEAD OF QUEUE
+    /// starts at once; SIMPLE waits only for an ORDERED one). The task set is
+    /// per I_T nexus (Control mode page TST 001b), so this is per connection.
     pub(super) fn execute_task(&mut self, slot: u32) {
+        if self.defer_for_ordering(slot, false) {
+            return;
+        }
+        self.run_task(slot);
+    }
+
+    /// Must `slot` wait for older tasks? Marks it executing when not.
+    /// `from_queue`: it is the head of the deferred queue (entries left in
+    /// the queue are newer than it).
+    fn defer_for_ordering(&mut self, slot: u32, from_queue: bool) -> bool {
+        let Some(t) = self.tasks.slot_mut(slot) else { return false };
+        let (lun, attr, gen) = (t.lun, t.attr, t.gen);
+        // O(1) in the common case: nothing deferred, no ORDERED task running,
+        // and a SIMPLE (or untagged) task.
+        let may_block =
+            if attr == TaskAttr::ORDERED { self.tasks.executing > 0 } else { self.tasks.ordered_executing > 0 };
+        let queued = !from_queue
+            && !self.deferred.is_empty()
+            && self.deferred.iter().any(|&(s, g)| self.tasks.get(s, g).is_some_and(|o| o.lun == lun));
+        let blocked = attr != TaskAttr::HEAD_OF_QUEUE
+            && (queued
+                || may_block
+                    && self.tasks.in_use().any(|(s, o)| {
+                        s != slot
+                            && o.executing
+                            && o.lun == lun
+                            && (attr == TaskAttr::ORDERED || o.attr == TaskAttr::ORDERED)
+                    }));
+        if blocked {
+            if !from_queue {
+                self.deferred.push_back((slot, gen));
+            }
+            return true;
+        }
+        self.tasks.set_executing(slot, true);
+        false
+    }
+
+    /// Start deferred tasks whose turn has come, oldest first.
+    pub(super) fn kick_deferred(&mut self) {
+        self.kick = false;
+        while let Some(&(s, g)) = self.deferred.front() {
+            if self.tasks.get(s, g).is_none() {
+                self.deferred.pop_front();
+                continue;
+            }
+            if self.defer_for_ordering(s, true) {
+                break;
+            }
+            self.deferred.pop_front();
+            self.run_task(s);
+        }
+    }
+
+    /// Run SCSI emulation for a task.
+    fn run_task(&mut self, slot: u32) {
         let Some(t) = self.tasks.slot_mut(slot) else { return };
         let gen = t.gen;
         let lun_index = t.lun.index();
@@ -327,7 +387,15 @@ impl Connection {
         let cdb_len = t.cdb_bytes(&mut cdb);
         let edtl = t.edtl;
         let tpgt = self.info.tpgt;
-        let nexus = self.nexus.entry(lun_index.unwrap_or(u16::MAX)).or_insert_with(|| NexusState::new(tpgt));
+        let nexus = self.nexus.entry(lun_index.unwrap_or(u16::MAX)).or_insert_with(|| {
+            let (name, isid) = self.session.as_ref().map_or(("", 0), |s| (s.initiator_name.as_str(), s.isid.0));
+            let mut n = NexusState::for_initiator(name, isid, tpgt);
+            if let Some(l) = lu {
+                n.attach(&l.shared);
+            }
+            n
+        });
+        t.reset_epoch = nexus.reset_epoch();
         let ctx = CmdContext {
             lu: lu.map(|l| &l.info),
             luns: &target.lun_indices,
@@ -366,6 +434,20 @@ impl Connection {
             Outcome::Done { status, sense, data_len } => {
                 let sent = data_len.min(edtl).min(t.buf.len() as u32);
                 self.finish_with(slot, gen, status, sense, data_len, sent);
+            }
+            Outcome::Job(job) => {
+                t.backend = backend;
+                let bs = lu.map_or(512, |l| l.info.block_size).max(1);
+                let want = job.data_out_len();
+                t.spdtl = want;
+                t.need = if want == 0 { 0 } else { want.min(edtl) / bs * bs };
+                t.job = Some(job);
+                if t.need == 0 {
+                    self.run_job(slot, gen, None);
+                } else {
+                    t.phase = Phase::WaitData;
+                    self.write_progress(slot, gen);
+                }
             }
             Outcome::Io(io) => {
                 t.backend = backend;
@@ -420,14 +502,27 @@ impl Connection {
             read_bit: t.read,
         };
         let tpgt = self.info.tpgt;
-        let nexus = self.nexus.entry(lun_index.unwrap_or(u16::MAX)).or_insert_with(|| NexusState::new(tpgt));
+        let nexus = self.nexus.entry(lun_index.unwrap_or(u16::MAX)).or_insert_with(|| {
+            let (name, isid) = self.session.as_ref().map_or(("", 0), |s| (s.initiator_name.as_str(), s.isid.0));
+            let mut n = NexusState::for_initiator(name, isid, tpgt);
+            if let Some(l) = lu {
+                n.attach(&l.shared);
+            }
+            n
+        });
         let mut scratch = [0u8; 256];
         let need = t.need as usize;
         let outcome = scsi::execute_with_parameter_list(&ctx, nexus, &t.buf[..need], &mut scratch);
         let spdtl = t.spdtl;
         match outcome {
             Outcome::Done { status, sense, .. } => self.finish_with(slot, gen, status, sense, spdtl, 0),
-            Outcome::Io(_) => {
+            Outcome::Job(job) if job.data_out_len() == 0 => {
+                t.backend = lu.map_or(0, |l| l.backend);
+                t.job = Some(job);
+                t.need = 0;
+                self.run_job(slot, gen, None);
+            }
+            Outcome::Io(_) | Outcome::Job(_) => {
                 let sense = Sense::internal_target_failure();
                 self.finish_with(slot, gen, ScsiStatus::CHECK_CONDITION, Some(sense), spdtl, 0);
             }
@@ -436,9 +531,22 @@ impl Connection {
 
     /// Record a final status and queue the response.
     fn finish_with(&mut self, slot: u32, gen: u32, status: ScsiStatus, sense: Option<Sense>, spdtl: u32, data_in: u32) {
+        let was_executing = self.tasks.get(slot, gen).is_some_and(|t| t.executing);
+        if was_executing {
+            self.tasks.set_executing(slot, false);
+            self.kick = true;
+        }
         let Some(t) = self.tasks.get_mut(slot, gen) else { return };
+        let nexus = t.lun.index().and_then(|i| self.nexus.get(&i));
         // Fixed or descriptor sense as the LU's D_SENSE says (SPC-4 §7.5.8).
-        let d_sense = t.lun.index().and_then(|i| self.nexus.get(&i)).is_some_and(|n| n.d_sense);
+        let d_sense = nexus.is_some_and(|n| n.d_sense);
+        // A reset of the LU by another nexus while the task ran aborted it:
+        // TAS = 1, so it ends with TASK ABORTED (SAM-5 §5.6, SPC-4 §7.5.8).
+        let (status, sense, data_in) = if was_executing && nexus.is_some_and(|n| n.reset_epoch() != t.reset_epoch) {
+            (ScsiStatus::TASK_ABORTED, None, 0)
+        } else {
+            (status, sense, data_in)
+        };
         t.spdtl = spdtl;
         t.data_in_len = if t.read { data_in } else { 0 };
         match sense {
@@ -475,7 +583,12 @@ impl Connection {
         let gen = t.gen;
         if t.aborted {
             self.tasks.free(slot);
+            self.kick = true;
             self.tmf_progress(slot);
+            return;
+        }
+        if t.job.is_some() {
+            self.run_job(slot, gen, Some(status));
             return;
         }
         let Some(io) = t.io else { return };
@@ -494,7 +607,47 @@ impl Connection {
                 let spdtl = t.spdtl;
                 self.finish_with(slot, gen, status, sense, spdtl, data_in);
             }
-            Outcome::Io(_) => {}
+            Outcome::Io(_) | Outcome::Job(_) => {}
+        }
+    }
+
+    /// Advance a task's [`scsi::Job`]: submit its next backend operation,
+    /// park it until a CAW lock frees ([`Self::retry_waiting_jobs`]), or
+    /// finish the task.
+    pub(super) fn run_job(&mut self, slot: u32, gen: u32, last: Option<BackendStatus>) {
+        let Some(t) = self.tasks.get_mut(slot, gen) else { return };
+        let Some(mut job) = t.job.take() else { return };
+        let need = (t.need as usize).min(t.buf.len());
+        let step = job.step(last, &mut t.buf[..need], &mut t.verify_buf);
+        match step {
+            scsi::JobStep::Io(io, which) => {
+                t.job = Some(job);
+                t.io = Some(scsi::IoRequest { verify: which == scsi::JobBuf::Scratch, ..io });
+                self.submit_io(slot);
+            }
+            scsi::JobStep::Wait => {
+                t.job = Some(job);
+                t.phase = Phase::Io;
+                self.job_wait.push((slot, gen));
+            }
+            scsi::JobStep::Done(outcome) => {
+                let spdtl = t.spdtl;
+                match outcome {
+                    Outcome::Done { status, sense, .. } => self.finish_with(slot, gen, status, sense, spdtl, 0),
+                    _ => {
+                        let sense = Sense::internal_target_failure();
+                        self.finish_with(slot, gen, ScsiStatus::CHECK_CONDITION, Some(sense), spdtl, 0);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Step every job that waits for a COMPARE AND WRITE lock again.
+    pub(super) fn retry_waiting_jobs(&mut self) {
+        let waiting = std::mem::take(&mut self.job_wait);
+        for (slot, gen) in waiting {
+            self.run_job(slot, gen, None);
         }
     }
 
@@ -601,14 +754,18 @@ impl Connection {
         let max_r2t = (self.op.max_outstanding_r2t as usize).clamp(1, super::task::R2T_MAX);
         let Some(t) = self.tasks.get_mut(slot, gen) else { return };
         if t.received >= t.need && !t.unsol_pending && !t.r2ts.iter().any(|r| r.active) {
+            if t.param_list {
+                self.run_parameter_list(slot, gen);
+                return;
+            }
+            if t.job.is_some() {
+                self.run_job(slot, gen, None);
+                return;
+            }
             if t.need == 0 {
                 // Nothing to write (EDTL 0): done, with the residual.
                 let spdtl = t.spdtl;
                 self.finish_with(slot, gen, ScsiStatus::GOOD, None, spdtl, 0);
-                return;
-            }
-            if t.param_list {
-                self.run_parameter_list(slot, gen);
                 return;
             }
             if let Some(io) = t.io.as_mut() {
@@ -686,13 +843,11 @@ impl Connection {
                         .map(|(s, _)| s)
                         .collect();
                     if req.function == TmfFunction::LOGICAL_UNIT_RESET {
-                        // SAM-5 §6.3.2: the reset raises 29/03 for this nexus.
-                        if let Some(i) = req.lun.index() {
-                            let tpgt = self.info.tpgt;
-                            self.nexus
-                                .entry(i)
-                                .or_insert_with(|| NexusState::new(tpgt))
-                                .push_unit_attention(Sense::bus_device_reset());
+                        // SAM-5 §6.3.2: the reset raises 29/03 on every I_T
+                        // nexus of the LU (this one included) and ends its
+                        // SPC-2 reservation.
+                        if let Some(lu) = self.tmf_lu(req.lun) {
+                            lu.lun_reset();
                         }
                     }
                     (TmfResponseCode::COMPLETE, v)
@@ -701,6 +856,12 @@ impl Connection {
             TmfFunction::TARGET_WARM_RESET | TmfFunction::TARGET_COLD_RESET => {
                 let v = self.tasks.in_use().filter(|(_, t)| t.itt != req.itt).map(|(s, _)| s).collect();
                 close_after = req.function == TmfFunction::TARGET_COLD_RESET;
+                // SAM-5 §6.3: a target reset resets every LU of the target.
+                if let Some(t) = self.session.as_ref().and_then(|s| s.target).map(|i| &self.targets.targets[i]) {
+                    for lu in &t.luns {
+                        lu.shared.target_reset();
+                    }
+                }
                 (TmfResponseCode::COMPLETE, v)
             }
             TmfFunction::CLEAR_ACA => (TmfResponseCode::NOT_SUPPORTED, vec![]),
@@ -718,6 +879,7 @@ impl Connection {
             self.out.retain(|o| !matches!(o, Out::Task { slot: s, .. } | Out::R2t { slot: s, .. } if *s == slot));
         }
         self.tasks.held = self.held.values().filter(|h| matches!(h, Held::Task(_))).count();
+        self.kick = true;
         self.tmfs.push(PendingTmf { itt: req.itt, response, waiting, close_after });
         self.tmf_progress(u32::MAX);
         Flow::Continue
@@ -736,6 +898,14 @@ impl Connection {
                 self.out.push_back(Out::CloseAfter);
             }
         }
+    }
+}
+
+impl Connection {
+    /// The shared state of the LU a TMF names, if configured.
+    fn tmf_lu(&self, lun: crate::ids::Lun) -> Option<std::sync::Arc<scsi::LuShared>> {
+        let target = self.session.as_ref().and_then(|s| s.target).map(|i| &self.targets.targets[i])?;
+        lun.index().and_then(|i| target.lu(i)).map(|l| l.shared.clone())
     }
 }
 

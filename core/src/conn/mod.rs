@@ -199,6 +199,13 @@ pub struct Connection {
     text: Option<TextExchange>,
     tmfs: Vec<PendingTmf>,
     next_ttt: u32,
+    /// Tasks whose job waits for a COMPARE AND WRITE range lock (retried
+    /// every millisecond through [`Connection::next_deadline`]).
+    job_wait: Vec<(u32, u32)>,
+    /// Tasks deferred by task attribute ordering (slot, generation), oldest first.
+    deferred: VecDeque<(u32, u32)>,
+    /// A task finished or was aborted: deferred tasks may start.
+    kick: bool,
 
     out: VecDeque<Out>,
     tx_next: Vec<u8>,
@@ -258,6 +265,9 @@ impl Connection {
             text: None,
             tmfs: Vec::new(),
             next_ttt: 1,
+            job_wait: Vec::new(),
+            deferred: VecDeque::new(),
+            kick: false,
             out: VecDeque::with_capacity(qd * 2 + 16),
             tx_next: Vec::with_capacity(TX_BATCH + PDU_OVERHEAD),
             tx_out: Vec::with_capacity(TX_BATCH + PDU_OVERHEAD),
@@ -304,6 +314,9 @@ impl Connection {
         self.rx_end += n;
         self.last_rx_ms = now_ms;
         self.parse_loop();
+        if self.kick {
+            self.kick_deferred();
+        }
     }
 
     /// The peer closed its side (recv returned 0) or the socket failed.
@@ -361,6 +374,9 @@ impl Connection {
         assert!(self.backend_in_flight > 0, "completion without a request");
         self.backend_in_flight -= 1;
         self.backend_done(tag, status);
+        if self.kick && self.state == ConnState::FullFeature {
+            self.kick_deferred();
+        }
     }
 
     /// When [`Self::handle_timeout`] must be called next (absolute ms).
@@ -370,6 +386,9 @@ impl Connection {
             ConnState::Login => Some(self.login_deadline_ms),
             _ => {
                 let mut d = self.logout_deadline_ms;
+                if !self.job_wait.is_empty() {
+                    d = min_opt(d, Some(self.now_ms + 1));
+                }
                 let lim = &self.targets.limits;
                 if let Some((_, sent)) = self.ping {
                     d = min_opt(d, Some(sent + lim.nop_timeout_ms));
@@ -392,6 +411,12 @@ impl Connection {
             // end every task without a response and drop the connection.
             self.close_now();
             return;
+        }
+        if !self.job_wait.is_empty() && self.state == ConnState::FullFeature {
+            self.retry_waiting_jobs();
+            if self.kick {
+                self.kick_deferred();
+            }
         }
         match self.state {
             ConnState::Login if now_ms >= self.login_deadline_ms => self.close_now(),
@@ -476,7 +501,13 @@ impl Connection {
         self.tx_next.clear();
         self.backend_q.clear();
         self.held.clear();
+        self.job_wait.clear();
+        self.deferred.clear();
         self.tasks.abort_all_for_close();
+        // I_T nexus loss (SAM-5 §6.3.4): leave every LU's shared state.
+        for n in self.nexus.values_mut() {
+            n.detach();
+        }
         if let Some(s) = self.session.as_mut() {
             if let Some(lease) = s.lease.take() {
                 self.registry.close(&lease);

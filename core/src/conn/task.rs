@@ -101,6 +101,13 @@ pub(super) struct Task {
     pub verify_buf: Vec<u8>,
     /// The task's Data-Out broke the sequence rules; it ends with this sense.
     pub failed: Option<crate::scsi::Sense>,
+    /// A multi-step command (WRITE SAME, UNMAP, CAW, ...) in progress.
+    pub job: Option<Box<crate::scsi::Job>>,
+    /// Executed (not deferred by task attribute ordering) and not yet
+    /// finished: an ORDERED task waits for these, SAM-5 §8.6.
+    pub executing: bool,
+    /// The LU's reset epoch when the task started (see `LuShared::reset_epoch`).
+    pub reset_epoch: u64,
 }
 
 impl Task {
@@ -143,6 +150,9 @@ impl Task {
             param_list: false,
             verify_buf: Vec::new(),
             failed: None,
+            job: None,
+            executing: false,
+            reset_epoch: 0,
         }
     }
 
@@ -199,6 +209,10 @@ pub(super) struct TaskTable {
     pub ordered_active: usize,
     /// Non-immediate tasks waiting for their CmdSN turn.
     pub held: usize,
+    /// Tasks with [`Task::executing`] set, and how many of them are ORDERED
+    /// (so the per-command ordering check is O(1) unless ordering is in play).
+    pub executing: usize,
+    pub ordered_executing: usize,
 }
 
 impl TaskTable {
@@ -214,6 +228,8 @@ impl TaskTable {
             queue_depth,
             ordered_active: 0,
             held: 0,
+            executing: 0,
+            ordered_executing: 0,
         }
     }
 
@@ -289,6 +305,16 @@ impl TaskTable {
         }
         t.in_use = false;
         t.ext_cdb = None;
+        if t.executing {
+            t.executing = false;
+            self.executing -= 1;
+            if t.attr == TaskAttr::ORDERED {
+                self.ordered_executing -= 1;
+            }
+        }
+        if let Some(mut j) = t.job.take() {
+            j.cancel();
+        }
         if t.window_held {
             t.window_held = false;
             self.ordered_active -= 1;
@@ -304,6 +330,23 @@ impl TaskTable {
                 t.window_held = false;
                 self.ordered_active -= 1;
             }
+        }
+    }
+
+    /// Mark a task executing (or not), keeping the counters.
+    pub fn set_executing(&mut self, slot: u32, on: bool) {
+        let Some(t) = self.slots.get_mut(slot as usize).filter(|t| t.in_use) else { return };
+        if t.executing == on {
+            return;
+        }
+        t.executing = on;
+        let ordered = usize::from(t.attr == TaskAttr::ORDERED);
+        if on {
+            self.executing += 1;
+            self.ordered_executing += ordered;
+        } else {
+            self.executing -= 1;
+            self.ordered_executing -= ordered;
         }
     }
 

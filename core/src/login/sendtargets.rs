@@ -128,14 +128,14 @@ mod tests {
     use crate::target::Portal;
 
     fn set() -> TargetSet {
-        let t = |n: &str| TargetConfig { name: n.to_string(), alias: None, luns: vec![], lun_indices: vec![] };
+        let t = |n: &str| TargetConfig { name: n.to_string(), ..Default::default() };
         TargetSet {
             targets: vec![t("iqn.2026-01.io.shardtgt:a"), t("iqn.2026-01.io.shardtgt:b")],
             portals: vec![
                 Portal { address: "10.0.0.1:3260".into(), tpgt: 1 },
                 Portal { address: "[::1]:3260".into(), tpgt: 2 },
             ],
-            limits: Default::default(),
+            ..Default::default()
         }
     }
 

@@ -73,6 +73,14 @@ opcodes! {
     WRITE_SAME_10 = 0x41;
     /// UNMAP (SBC-4).
     UNMAP = 0x42;
+    /// READ DEFECT DATA(10) (SBC-4).
+    READ_DEFECT_DATA_10 = 0x37;
+    /// SANITIZE (SBC-4).
+    SANITIZE = 0x48;
+    /// RESERVE(10) (SPC-2, obsolete).
+    RESERVE_10 = 0x56;
+    /// RELEASE(10) (SPC-2, obsolete).
+    RELEASE_10 = 0x57;
     /// MODE SELECT(10) (SPC-4).
     MODE_SELECT_10 = 0x55;
     /// MODE SENSE(10) (SPC-4).
@@ -85,12 +93,16 @@ opcodes! {
     VARIABLE_LENGTH = 0x7F;
     /// EXTENDED COPY (SPC-4).
     EXTENDED_COPY = 0x83;
+    /// RECEIVE COPY RESULTS (SPC-4).
+    RECEIVE_COPY_RESULTS = 0x84;
     /// READ(16) (SBC-4).
     READ_16 = 0x88;
     /// COMPARE AND WRITE (SBC-4).
     COMPARE_AND_WRITE = 0x89;
     /// WRITE(16) (SBC-4).
     WRITE_16 = 0x8A;
+    /// ORWRITE(16) (SBC-4).
+    ORWRITE_16 = 0x8B;
     /// WRITE AND VERIFY(16) (SBC-4).
     WRITE_AND_VERIFY_16 = 0x8E;
     /// VERIFY(16) (SBC-4).
@@ -101,6 +113,8 @@ opcodes! {
     SYNCHRONIZE_CACHE_16 = 0x91;
     /// WRITE SAME(16) (SBC-4).
     WRITE_SAME_16 = 0x93;
+    /// WRITE ATOMIC(16) (SBC-4).
+    WRITE_ATOMIC_16 = 0x9C;
     /// SERVICE ACTION IN(16): READ CAPACITY(16), GET LBA STATUS, ... (SBC-4).
     SERVICE_ACTION_IN_16 = 0x9E;
     /// REPORT LUNS (SPC-4).
@@ -117,6 +131,8 @@ opcodes! {
     WRITE_AND_VERIFY_12 = 0xAE;
     /// VERIFY(12) (SBC-4).
     VERIFY_12 = 0xAF;
+    /// READ DEFECT DATA(12) (SBC-4).
+    READ_DEFECT_DATA_12 = 0xB7;
 }
 
 impl fmt::Debug for ScsiOpcode {
@@ -130,6 +146,8 @@ impl fmt::Debug for ScsiOpcode {
 
 /// SERVICE ACTION IN(16) service action: READ CAPACITY(16) (SBC-4).
 pub const SAI_READ_CAPACITY_16: u8 = 0x10;
+/// SERVICE ACTION IN(16) service action: GET LBA STATUS (SBC-4).
+pub const SAI_GET_LBA_STATUS: u8 = 0x12;
 /// MAINTENANCE IN service action: REPORT TARGET PORT GROUPS (SPC-4).
 pub const MI_REPORT_TARGET_PORT_GROUPS: u8 = 0x0A;
 /// MAINTENANCE IN service action: REPORT SUPPORTED OPERATION CODES (SPC-4).
@@ -153,7 +171,7 @@ pub fn group_len(opcode: u8) -> Option<usize> {
 /// (SPC-4 §4.2.5.2): SERVICE ACTION IN(16), MAINTENANCE IN and OUT, and the
 /// other ones SCSI emulation may meet.
 pub fn has_service_action(opcode: u8) -> bool {
-    matches!(opcode, 0x5E | 0x5F | 0x83 | 0x84 | 0x9E | 0x9F | 0xA3 | 0xA4)
+    matches!(opcode, 0x48 | 0x5E | 0x5F | 0x83 | 0x84 | 0x9E | 0x9F | 0xA3 | 0xA4)
 }
 
 /// The service action of a CDB (byte 1, bits 4..0), 0 when absent.

@@ -156,6 +156,16 @@ fn fnv1a64(data: &[u8]) -> u64 {
     h
 }
 
+/// The LU's NAA designation descriptor (header + 16 bytes): NAA, binary,
+/// association LU (VPD 83h; EXTENDED COPY matches CSCD descriptors on it).
+pub(crate) fn naa_designator(lu: &LuInfo) -> [u8; 20] {
+    let mut d = [0u8; 20];
+    d[..4].copy_from_slice(&[0x01, 0x03, 0x00, 0x10]);
+    d[4..12].copy_from_slice(&((6u64 << 60) | (lu.naa_id & 0x0fff_ffff_ffff_ffff)).to_be_bytes());
+    d[12..].copy_from_slice(&fnv1a64(lu.serial.as_bytes()).to_be_bytes());
+    d
+}
+
 /// Code set / protocol identifier byte: iSCSI (5h) with code set `cs`.
 const fn iscsi(cs: u8) -> u8 {
     0x50 | cs
@@ -177,10 +187,7 @@ const fn iscsi(cs: u8) -> u8 {
 /// when [`LuInfo::target_name`] is empty.
 fn device_identification(w: &mut DataIn<'_>, lu: &LuInfo, tpgt: u16) {
     begin_page(w, 0x83);
-    // NAA, binary, association LU.
-    w.bytes(&[0x01, 0x03, 0x00, 0x10]);
-    w.u64((6u64 << 60) | (lu.naa_id & 0x0fff_ffff_ffff_ffff));
-    w.u64(fnv1a64(lu.serial.as_bytes()));
+    w.bytes(&naa_designator(lu));
     // T10 vendor ID, ASCII, association LU.
     let n = lu.serial.len().min(200);
     w.bytes(&[0x02, 0x01, 0x00, (8 + n) as u8]);
@@ -219,24 +226,31 @@ fn scsi_name_string(w: &mut DataIn<'_>, assoc_type: u8, name: &str, tpgt: Option
     w.zeros(padded - content);
 }
 
-/// Block Limits (SBC-4 VPD B0h), page length 3Ch: OPTIMAL TRANSFER LENGTH
-/// GRANULARITY 1, MAXIMUM TRANSFER LENGTH [`max_transfer_blocks`], no
-/// optimal transfer length, no prefetch limit, no UNMAP, WRITE SAME or
-/// atomic write support (all 0).
+/// Block Limits (SBC-4 VPD B0h), page length 3Ch: MAXIMUM COMPARE AND
+/// WRITE LENGTH, OPTIMAL TRANSFER LENGTH GRANULARITY (one physical block,
+/// [`super::commands::lbppbe`]), MAXIMUM TRANSFER
+/// LENGTH [`max_transfer_blocks`], the UNMAP limits (thin LUs only), the
+/// MAXIMUM WRITE SAME LENGTH and the atomic write limits of
+/// [`super::ext::limits`].
 fn block_limits(w: &mut DataIn<'_>, lu: &LuInfo) {
+    let (unmap_lbas, unmap_desc, ws_max, atomic_max) = super::ext::limits(lu);
     begin_page(w, 0xb0);
-    w.u8(0); // WSNZ
-    w.u8(0); // MAXIMUM COMPARE AND WRITE LENGTH
-    w.u16(1); // OPTIMAL TRANSFER LENGTH GRANULARITY
+    w.u8(0); // WSNZ 0: WRITE SAME with 0 blocks covers the rest of the LU
+    w.u8(super::ext::CAW_BLOCKS_MAX); // MAXIMUM COMPARE AND WRITE LENGTH
+    w.u16(1 << super::commands::lbppbe(lu)); // OPTIMAL TRANSFER LENGTH GRANULARITY: a physical block
     w.u32(max_transfer_blocks(lu.block_size)); // MAXIMUM TRANSFER LENGTH
     w.u32(0); // OPTIMAL TRANSFER LENGTH
     w.u32(0); // MAXIMUM PREFETCH LENGTH
-    w.u32(0); // MAXIMUM UNMAP LBA COUNT
-    w.u32(0); // MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
-    w.u32(0); // OPTIMAL UNMAP GRANULARITY
+    w.u32(if lu.thin { unmap_lbas } else { 0 }); // MAXIMUM UNMAP LBA COUNT
+    w.u32(if lu.thin { unmap_desc } else { 0 }); // MAXIMUM UNMAP BLOCK DESCRIPTOR COUNT
+    w.u32(if lu.thin { 1 } else { 0 }); // OPTIMAL UNMAP GRANULARITY
     w.u32(0); // UGAVALID, UNMAP GRANULARITY ALIGNMENT
-    w.u64(0); // MAXIMUM WRITE SAME LENGTH
-    w.zeros(20); // atomic transfer fields
+    w.u64(ws_max); // MAXIMUM WRITE SAME LENGTH
+    w.u32(atomic_max); // MAXIMUM ATOMIC TRANSFER LENGTH
+    w.u32(1); // ATOMIC ALIGNMENT
+    w.u32(1); // ATOMIC TRANSFER LENGTH GRANULARITY
+    w.u32(0); // MAXIMUM ATOMIC TRANSFER LENGTH WITH ATOMIC BOUNDARY
+    w.u32(0); // MAXIMUM ATOMIC BOUNDARY SIZE
     end_page(w);
 }
 
@@ -250,13 +264,13 @@ fn block_device_characteristics(w: &mut DataIn<'_>) {
     end_page(w);
 }
 
-/// Logical Block Provisioning (SBC-4 VPD B2h), only for thin LUs: LBPRZ
-/// 001b (unmapped blocks read as zeros), PROVISIONING TYPE 010b (thin); no
-/// UNMAP or WRITE SAME unmapping yet (LBPU, LBPWS, LBPWS10 0).
+/// Logical Block Provisioning (SBC-4 VPD B2h), only for thin LUs: LBPU,
+/// LBPWS, LBPWS10 (UNMAP and WRITE SAME with UNMAP), LBPRZ 001b (unmapped
+/// blocks read as zeros), PROVISIONING TYPE 010b (thin).
 fn logical_block_provisioning(w: &mut DataIn<'_>) {
     begin_page(w, 0xb2);
     w.u8(0); // THRESHOLD EXPONENT
-    w.u8(0x04); // LBPU 0, LBPWS 0, LBPWS10 0, LBPRZ 001b, ANC_SUP 0, DP 0
+    w.u8(0xe4); // LBPU, LBPWS, LBPWS10, LBPRZ 001b, ANC_SUP 0, DP 0
     w.u8(0x02); // PROVISIONING TYPE: thin
     w.u8(0);
     end_page(w);

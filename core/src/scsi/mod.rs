@@ -21,10 +21,20 @@
 
 pub mod cdb;
 pub mod commands;
+mod ext;
 mod inquiry;
+pub mod job;
+pub mod lu_shared;
 mod mode;
+pub mod pr;
 pub mod sense;
 mod writer;
+mod xcopy;
+
+use std::sync::Arc;
+
+pub use job::{Job, JobBuf, JobStep};
+pub use lu_shared::{ItNexus, LuShared, SavedMode};
 
 pub use cdb::ScsiOpcode;
 pub use commands::{
@@ -95,17 +105,22 @@ pub struct LuInfo {
 /// keep one `NexusState` per LUN of a session, not one per session, or a
 /// unit attention of one LU is reported on a command to another.
 ///
-/// Mode parameters changed by MODE SELECT ([`Self::write_cache`],
-/// [`Self::d_sense`]) are kept here, per I_T_L nexus (SPC-4 lets a logical
-/// unit keep mode parameters per I_T nexus), and are not saveable; a new
-/// session starts from the defaults. Because they are not shared, no MODE
-/// PARAMETERS CHANGED unit attention is raised for other I_T nexuses.
+/// Mode parameters: D_SENSE is kept here, per I_T_L nexus (SPC-4 lets a
+/// logical unit keep mode parameters per I_T nexus); WCE and SWP are
+/// LU-wide in [`LuShared`] (a change raises MODE PARAMETERS CHANGED on the
+/// other nexuses). Saved values (MODE SELECT SP = 1) are LU-wide too; a new
+/// nexus starts from the saved D_SENSE.
 ///
 /// No unit attention is pending on a new nexus ([`Default`], [`Self::new`]):
 /// like Linux LIO, and unlike tgt, we do not report POWER ON OCCURRED to
 /// every new I_T nexus. [`Self::with_power_on_ua`] gives the tgt behaviour.
 #[derive(Clone, Debug, Default)]
 pub struct NexusState {
+    /// Who this nexus is, for reservations (initiator port and target port).
+    pub it: ItNexus,
+    /// The nexus's registration with its LU's shared state (unit attention
+    /// mailbox, reservations, SWP), once attached.
+    pub link: Option<NexusLink>,
     /// Pending unit attention conditions, oldest first (bounded by
     /// [`Self::MAX_UNIT_ATTENTIONS`] when added with
     /// [`Self::push_unit_attention`]).
@@ -114,16 +129,88 @@ pub struct NexusState {
     /// descriptor format when set, fixed format otherwise. Default `false`;
     /// changed by MODE SELECT.
     pub d_sense: bool,
-    /// WCE of the Caching mode page (SBC-4) as changed by MODE SELECT;
-    /// `None` means the LU's configured [`LuInfo::write_cache`]. With WCE
-    /// off every write is sent with `fua = true`.
+    /// WCE of the Caching mode page (SBC-4) as changed by MODE SELECT
+    /// through this nexus; `None` means the LU's configured
+    /// [`LuInfo::write_cache`]. An attached nexus follows the LU-wide value
+    /// in [`LuShared`] first ([`Self::write_cache_enabled`]). With WCE off
+    /// every write is sent with `fua = true`.
     pub write_cache: Option<bool>,
     /// Target portal group tag of the session's target port (RFC 7143
     /// §13.9), for the SCSI target port name in VPD page 83h.
     pub tpgt: u16,
+    /// EXTENDED COPY results held for RECEIVE COPY RESULTS: (list
+    /// identifier, segments), oldest first, bounded.
+    pub copy_results: Vec<(u8, u16)>,
+}
+
+/// A nexus's handle on its LU's [`LuShared`].
+#[derive(Clone, Debug)]
+pub struct NexusLink {
+    /// The LU's shared state.
+    pub shared: Arc<LuShared>,
+    /// This nexus's id there.
+    pub id: u64,
+    /// The unit attention epoch last drained.
+    pub ua_seen: u64,
 }
 
 impl NexusState {
+    /// Register with the LU's shared state (once; later calls do nothing).
+    pub fn attach(&mut self, shared: &Arc<LuShared>) {
+        if self.link.is_none() {
+            if let Some(d) = shared.saved_mode().d_sense {
+                self.d_sense = d;
+            }
+            let (id, ua_seen) = shared.attach(self.it.clone());
+            self.link = Some(NexusLink { shared: shared.clone(), id, ua_seen });
+        }
+    }
+
+    /// Deregister (I_T nexus loss: logout or connection failure).
+    pub fn detach(&mut self) {
+        if let Some(l) = self.link.take() {
+            l.shared.detach(l.id);
+        }
+    }
+
+    /// The LU's shared state; a nexus never attached gets a private one
+    /// (unit tests, a LUN without an LU).
+    pub fn shared(&mut self) -> Arc<LuShared> {
+        if self.link.is_none() {
+            self.attach(&Arc::new(LuShared::default()));
+        }
+        self.link.as_ref().map(|l| l.shared.clone()).unwrap_or_default()
+    }
+
+    /// The LU's reset epoch ([`LuShared::reset_epoch`]); 0 when not attached.
+    pub fn reset_epoch(&self) -> u64 {
+        self.link.as_ref().map_or(0, |l| l.shared.reset_epoch())
+    }
+
+    /// This nexus's id in its LU's shared state.
+    pub fn link_id(&self) -> Option<u64> {
+        self.link.as_ref().map(|l| l.id)
+    }
+
+    /// Move unit attentions other nexuses posted for this one into
+    /// [`Self::unit_attentions`]. One atomic load when there are none.
+    pub fn sync_unit_attentions(&mut self) {
+        let Some(l) = self.link.as_mut() else { return };
+        if l.shared.ua_epoch() == l.ua_seen {
+            return;
+        }
+        let (uas, epoch) = l.shared.take_unit_attentions(l.id);
+        l.ua_seen = epoch;
+        for ua in uas {
+            self.push_unit_attention(ua);
+        }
+    }
+
+    /// Writes are refused: a read-only LU or SWP set (SPC-4 §7.5.8).
+    pub fn write_protected(&self, lu: &LuInfo) -> bool {
+        lu.read_only || self.link.as_ref().is_some_and(|l| l.shared.swp())
+    }
+
     /// Most unit attentions kept pending per nexus; further ones are
     /// dropped (the oldest are the ones SAM-5 wants reported first).
     pub const MAX_UNIT_ATTENTIONS: usize = 16;
@@ -131,7 +218,13 @@ impl NexusState {
     /// A fresh nexus on the target port with portal group tag `tpgt`: no
     /// unit attention, default mode parameters.
     pub fn new(tpgt: u16) -> Self {
-        NexusState { tpgt, ..NexusState::default() }
+        NexusState { tpgt, it: ItNexus { tpgt, ..ItNexus::default() }, ..NexusState::default() }
+    }
+
+    /// A fresh nexus of initiator port (`initiator`, `isid`) on the target
+    /// port with portal group tag `tpgt`.
+    pub fn for_initiator(initiator: &str, isid: u64, tpgt: u16) -> Self {
+        NexusState { tpgt, it: ItNexus::new(initiator, isid, tpgt), ..NexusState::default() }
     }
 
     /// A fresh nexus with POWER ON, RESET, OR BUS DEVICE RESET OCCURRED
@@ -172,7 +265,7 @@ impl NexusState {
     /// Whether the write cache is enabled for `lu` on this nexus (WCE,
     /// SBC-4 Caching mode page).
     pub fn write_cache_enabled(&self, lu: &LuInfo) -> bool {
-        self.write_cache.unwrap_or(lu.write_cache)
+        self.link.as_ref().and_then(|l| l.shared.wce()).or(self.write_cache).unwrap_or(lu.write_cache)
     }
 
     /// Encode `sense` for a SCSI Response (RFC 7143 §11.4.7.2) in the format
@@ -247,6 +340,9 @@ pub enum Outcome {
     /// Needs the backend. For writes the connection first collects
     /// `io.len` bytes of Data-Out (from EDTL) into the task buffer.
     Io(IoRequest),
+    /// Needs several backend operations ([`Job`]): the connection collects
+    /// [`Job::data_out_len`] bytes of Data-Out, then steps the job.
+    Job(Box<Job>),
 }
 
 impl Outcome {
@@ -264,7 +360,7 @@ impl Outcome {
     pub fn status(&self) -> Option<ScsiStatus> {
         match self {
             Outcome::Done { status, .. } => Some(*status),
-            Outcome::Io(_) => None,
+            Outcome::Io(_) | Outcome::Job(_) => None,
         }
     }
 
@@ -272,7 +368,7 @@ impl Outcome {
     pub fn sense(&self) -> Option<Sense> {
         match self {
             Outcome::Done { sense, .. } => *sense,
-            Outcome::Io(_) => None,
+            Outcome::Io(_) | Outcome::Job(_) => None,
         }
     }
 }

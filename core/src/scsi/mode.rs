@@ -1,21 +1,30 @@
 //! MODE SENSE(6/10) and MODE SELECT(6/10) (SPC-4), with the mode pages of a
 //! direct-access block device:
 //! - 01h Read-Write Error Recovery (SBC-4): all zero, nothing changeable;
-//! - 08h Caching (SBC-4): WCE from the nexus / LU, changeable;
-//! - 0Ah Control (SPC-4 §7.5.8): TST 000b, QUEUE ALGORITHM MODIFIER 1
-//!   (unrestricted reordering: backend I/O completes in any order), QERR
-//!   00b, TAS 1, BUSY TIMEOUT PERIOD FFFFh (unlimited), D_SENSE changeable;
+//! - 08h Caching (SBC-4): WCE, changeable and saveable, LU-wide
+//!   ([`super::LuShared`]; a change raises MODE PARAMETERS CHANGED on the
+//!   other nexuses);
+//! - 0Ah Control (SPC-4 §7.5.8): TST 001b (one task set per I_T nexus:
+//!   ORDERED and HEAD OF QUEUE order commands of one connection), QUEUE
+//!   ALGORITHM MODIFIER 1 (unrestricted reordering: backend I/O completes in
+//!   any order), QERR
+//!   00b, TAS 1, BUSY TIMEOUT PERIOD FFFFh (unlimited), D_SENSE changeable
+//!   (per nexus), SWP changeable and shared by every nexus of the LU
+//!   ([`super::LuShared`]; a change raises MODE PARAMETERS CHANGED on the
+//!   others);
 //! - 1Ch Informational Exceptions Control (SPC-4): all zero.
 //!
-//! Saved values are not supported (page control 11b → SAVING PARAMETERS
-//! NOT SUPPORTED; SP = 1 → INVALID FIELD IN CDB); the PS bit is 0. Changes
-//! are kept per I_T_L nexus in [`NexusState`].
+//! Saved values: MODE SELECT with SP = 1 saves WCE, SWP and D_SENSE for
+//! the LU (written next to its state file when it has one, so they survive
+//! a restart); page control 11b returns them (defaults where nothing was
+//! saved); pages 08h and 0Ah carry PS = 1. A LOGICAL UNIT RESET restores
+//! the saved values.
 
 use super::cdb;
 use super::commands::Exec;
 use super::sense::Sense;
 use super::writer::DataIn;
-use super::{LuInfo, NexusState, Outcome};
+use super::{LuInfo, NexusState, Outcome, SavedMode};
 
 /// Page codes we implement, ascending (the order of "all pages").
 const PAGES: [u8; 4] = [0x01, 0x08, 0x0a, 0x1c];
@@ -28,28 +37,43 @@ enum PageControl {
     Current,
     Changeable,
     Default,
+    Saved,
 }
 
 /// Build mode page `code` into an array; returns the bytes and the page's
 /// length including its 2-byte header, or `None` for a page we lack.
 fn page(code: u8, pc: PageControl, lu: &LuInfo, nexus: &NexusState) -> Option<([u8; PAGE_MAX], usize)> {
     let mut p = [0u8; PAGE_MAX];
+    let saved = nexus.link.as_ref().map(|l| l.shared.saved_mode()).unwrap_or_default();
     let len = match code {
         0x01 | 0x1c => 12,
         0x08 => {
             p[2] = match pc {
                 PageControl::Current => wce(nexus.write_cache_enabled(lu)),
                 PageControl::Default => wce(lu.write_cache),
+                PageControl::Saved => wce(saved.wce.unwrap_or(lu.write_cache)),
                 PageControl::Changeable => 0x04,
             };
             20
         }
         0x0a => {
             match pc {
-                PageControl::Changeable => p[2] = 0x04, // D_SENSE
-                PageControl::Current | PageControl::Default => {
-                    if pc == PageControl::Current && nexus.d_sense {
-                        p[2] = 0x04;
+                PageControl::Changeable => {
+                    p[2] = 0x04; // D_SENSE
+                    p[4] = 0x08; // SWP
+                }
+                PageControl::Current | PageControl::Default | PageControl::Saved => {
+                    p[2] = 0x20; // TST 001b: a task set per I_T nexus
+                    let (d_sense, swp) = match pc {
+                        PageControl::Current => (nexus.d_sense, nexus.link.as_ref().is_some_and(|l| l.shared.swp())),
+                        PageControl::Saved => (saved.d_sense.unwrap_or(false), saved.swp.unwrap_or(false)),
+                        _ => (false, false),
+                    };
+                    if d_sense {
+                        p[2] |= 0x04;
+                    }
+                    if swp {
+                        p[4] = 0x08; // SWP (shared by every nexus)
                     }
                     p[3] = 0x10; // QUEUE ALGORITHM MODIFIER 1, QERR 00b
                     p[5] = 0x40; // TAS
@@ -102,7 +126,7 @@ fn mode_sense(ex: &mut Exec<'_, '_>, ten: bool) -> Outcome {
         0 => PageControl::Current,
         1 => PageControl::Changeable,
         2 => PageControl::Default,
-        _ => return Outcome::check_condition(Sense::saving_parameters_not_supported()),
+        _ => PageControl::Saved,
     };
     let code = cdb::u8_at(cdb, 2) & 0x3f;
     let subpage = cdb::u8_at(cdb, 3);
@@ -119,7 +143,7 @@ fn mode_sense(ex: &mut Exec<'_, '_>, ten: bool) -> Outcome {
         return Outcome::check_condition(Sense::invalid_field_in_cdb(3, None));
     }
 
-    let dsp = if lu.read_only { 0x80 } else { 0 } | 0x10; // WP, DPOFUA
+    let dsp = if ex.nexus.write_protected(lu) { 0x80 } else { 0 } | 0x10; // WP, DPOFUA
     let bd_len: u16 = match (dbd, llbaa) {
         (true, _) => 0,
         (false, true) => 16,
@@ -153,7 +177,10 @@ fn mode_sense(ex: &mut Exec<'_, '_>, ten: bool) -> Outcome {
         _ => {}
     }
     for &code in pages {
-        if let Some((p, n)) = page(code, pc, lu, ex.nexus) {
+        if let Some((mut p, n)) = page(code, pc, lu, ex.nexus) {
+            if matches!(code, 0x08 | 0x0a) {
+                p[0] |= 0x80; // PS: saveable
+            }
             w.bytes(&p[..n]);
         }
     }
@@ -176,11 +203,12 @@ pub(crate) fn mode_select_10(ex: &mut Exec<'_, '_>) -> Outcome {
     mode_select(ex, true)
 }
 
-/// MODE SELECT(6/10): SP = 1 → INVALID FIELD IN CDB byte 1 bit 0; a
+/// MODE SELECT(6/10): SP = 1 also saves the values of the pages in the
+/// list (LU-wide; next to the LU's state file when it has one); a
 /// parameter list with PF = 0 → INVALID FIELD IN CDB byte 1 bit 4. The
 /// parameter list: a header, block descriptors that must repeat the current
 /// block length (and the current or a zero block count), then pages; only
-/// WCE (Caching) and D_SENSE (Control) may differ from the current values,
+/// WCE (Caching), D_SENSE and SWP (Control) may differ from the current values,
 /// anything else → INVALID FIELD IN PARAMETER LIST with a field pointer to
 /// the first wrong byte and bit. A list cut short → PARAMETER LIST LENGTH
 /// ERROR. Nothing changes unless the whole list is valid.
@@ -191,9 +219,7 @@ fn mode_select(ex: &mut Exec<'_, '_>, ten: bool) -> Outcome {
     let cdb = ex.ctx.cdb;
     let b1 = cdb::u8_at(cdb, 1);
     let declared = if ten { usize::from(cdb::be16(cdb, 7)) } else { usize::from(cdb::u8_at(cdb, 4)) };
-    if b1 & 0x01 != 0 {
-        return Outcome::check_condition(Sense::invalid_field_in_cdb(1, Some(0)));
-    }
+    let save = b1 & 0x01 != 0;
     if declared == 0 {
         return Outcome::good(0);
     }
@@ -206,11 +232,26 @@ fn mode_select(ex: &mut Exec<'_, '_>, ten: bool) -> Outcome {
     let p = &ex.params[..declared];
     match parse_mode_select(p, ten, lu, ex.nexus) {
         Ok(change) => {
+            let shared = ex.nexus.shared();
+            let from = ex.nexus.link_id();
             if let Some(w) = change.wce {
                 ex.nexus.write_cache = Some(w);
+                shared.set_wce(w, from);
             }
             if let Some(d) = change.d_sense {
                 ex.nexus.d_sense = d;
+            }
+            if let Some(swp) = change.swp {
+                shared.set_swp(swp, from);
+            }
+            if save {
+                let m = SavedMode { wce: change.wce, swp: change.swp, d_sense: change.d_sense };
+                if shared.save_mode(m).is_err() {
+                    return Outcome::check_condition(Sense::new(
+                        super::sense::SenseKey::HARDWARE_ERROR,
+                        super::sense::Asc::INTERNAL_TARGET_FAILURE,
+                    ));
+                }
             }
             Outcome::good(0)
         }
@@ -223,6 +264,7 @@ fn mode_select(ex: &mut Exec<'_, '_>, ten: bool) -> Outcome {
 struct Change {
     wce: Option<bool>,
     d_sense: Option<bool>,
+    swp: Option<bool>,
 }
 
 fn bad(at: usize, bit: Option<u8>) -> Sense {
@@ -285,7 +327,10 @@ fn parse_mode_select(p: &[u8], ten: bool, lu: &LuInfo, nexus: &NexusState) -> Re
         }
         match code {
             0x08 => change.wce = Some(p[at + 2] & 0x04 != 0),
-            0x0a => change.d_sense = Some(p[at + 2] & 0x04 != 0),
+            0x0a => {
+                change.d_sense = Some(p[at + 2] & 0x04 != 0);
+                change.swp = Some(p[at + 4] & 0x08 != 0);
+            }
             _ => {}
         }
         at += n;

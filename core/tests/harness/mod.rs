@@ -43,11 +43,13 @@ pub fn target_set(limits: Limits) -> Arc<TargetSet> {
         targets: vec![TargetConfig {
             name: TARGET.into(),
             alias: None,
-            luns: vec![LuConfig { lun: 0, backend: 0, info }],
+            luns: vec![LuConfig { lun: 0, backend: 0, info, shared: Default::default() }],
             lun_indices: vec![0],
+            ..Default::default()
         }],
         portals: vec![Portal { address: "127.0.0.1:3260".into(), tpgt: 1 }],
         limits,
+        ..Default::default()
     })
 }
 
