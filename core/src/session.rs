@@ -8,6 +8,7 @@
 //! next tick, and the new session gets a fresh TSIH.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -39,7 +40,17 @@ struct Entry {
 struct Inner {
     next_tsih: u16,
     by_tsih: HashMap<u16, Entry>,
+    /// Failed logins per initiator address: (count, start of window, ms).
+    auth_failures: HashMap<IpAddr, (u32, u64)>,
 }
+
+/// Failed authentications from one address within [`AUTH_WINDOW_MS`]
+/// after which its logins are refused until the window ends.
+pub const AUTH_FAILURES_MAX: u32 = 5;
+/// The back-off window, ms.
+pub const AUTH_WINDOW_MS: u64 = 60_000;
+/// Addresses tracked at most (the table is bounded; stale entries go first).
+const AUTH_TRACKED_MAX: usize = 4096;
 
 /// The target-wide session table.
 #[derive(Debug, Default)]
@@ -169,6 +180,37 @@ impl Registry {
         }
     }
 
+    /// Is this address in its back-off period after too many failed
+    /// logins (RFC 7143 §12: limit guessing of CHAP secrets)?
+    pub fn auth_backoff(&self, ip: IpAddr, now_ms: u64) -> bool {
+        let inner = self.lock();
+        inner
+            .auth_failures
+            .get(&ip)
+            .is_some_and(|(n, start)| *n >= AUTH_FAILURES_MAX && now_ms < start + AUTH_WINDOW_MS)
+    }
+
+    /// Count a failed authentication from `ip`.
+    pub fn note_auth_failure(&self, ip: IpAddr, now_ms: u64) {
+        let mut inner = self.lock();
+        if !inner.auth_failures.contains_key(&ip) && inner.auth_failures.len() >= AUTH_TRACKED_MAX {
+            inner.auth_failures.retain(|_, (_, start)| now_ms < *start + AUTH_WINDOW_MS);
+            if inner.auth_failures.len() >= AUTH_TRACKED_MAX {
+                return;
+            }
+        }
+        let e = inner.auth_failures.entry(ip).or_insert((0, now_ms));
+        if now_ms >= e.1 + AUTH_WINDOW_MS {
+            *e = (0, now_ms);
+        }
+        e.0 += 1;
+    }
+
+    /// A successful login from `ip` clears its failure count.
+    pub fn note_auth_success(&self, ip: IpAddr) {
+        self.lock().auth_failures.remove(&ip);
+    }
+
     /// Mark every session killed (admin or shutdown).
     pub fn kill_all(&self) {
         for e in self.lock().by_tsih.values() {
@@ -211,6 +253,21 @@ mod tests {
         assert!(b.is_killed() && !a.is_killed());
         assert!(!r.kill(b.tsih));
         assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn auth_failures_back_off_then_expire() {
+        let r = Registry::new(0);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        for i in 0..AUTH_FAILURES_MAX {
+            assert!(!r.auth_backoff(ip, 1000 + u64::from(i)));
+            r.note_auth_failure(ip, 1000 + u64::from(i));
+        }
+        assert!(r.auth_backoff(ip, 2000));
+        assert!(!r.auth_backoff("192.0.2.8".parse().unwrap(), 2000));
+        assert!(!r.auth_backoff(ip, 1000 + AUTH_WINDOW_MS));
+        r.note_auth_success(ip);
+        assert!(!r.auth_backoff(ip, 2000));
     }
 
     #[test]

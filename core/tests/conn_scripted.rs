@@ -872,3 +872,148 @@ fn nop_flood_without_reading_is_held_back_then_answered() {
     }
     assert_eq!(answered, 3000);
 }
+
+fn harness_with(f: impl FnOnce(&mut shardtgt_core::target::TargetSet)) -> Harness {
+    let mut set = (*target_set(small_limits())).clone();
+    f(&mut set);
+    let reg = std::sync::Arc::new(shardtgt_core::session::Registry::new(0));
+    let mut h = Harness::with_registry(small_limits(), reg.clone());
+    h.conn = shardtgt_core::conn::Connection::new(
+        std::sync::Arc::new(set),
+        reg,
+        shardtgt_core::conn::ConnInfo { peer: "192.0.2.10:40000".into(), tpgt: 1 },
+        0,
+    );
+    h
+}
+
+fn chap_accounts() -> shardtgt_core::login::chap::ChapAccounts {
+    use shardtgt_core::login::chap::{ChapAccount, ChapAccounts};
+    ChapAccounts {
+        incoming: vec![ChapAccount { user: "alice".into(), secret: b"alice-secret-1".to_vec() }],
+        outgoing: None,
+    }
+}
+
+/// Security stage with CHAP; returns the final response.
+fn chap_login(h: &mut Harness, secret: &[u8]) -> LoginResponse {
+    use shardtgt_core::login::chap::{decode_binary, encode_hex, ChapAlgorithm};
+    let req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, false);
+    let (r, keys) =
+        h.login_pdu(req, &[("InitiatorName", INITIATOR), ("TargetName", TARGET), ("AuthMethod", "CHAP,None")]);
+    assert_eq!(r.status, LoginStatus::SUCCESS);
+    assert_eq!(key(&keys, "AuthMethod"), Some("CHAP"));
+    let req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, false);
+    let (r, keys) = h.login_pdu(req, &[("CHAP_A", "5")]);
+    assert_eq!(r.status, LoginStatus::SUCCESS);
+    assert!(!r.transit);
+    let id: u8 = key(&keys, "CHAP_I").unwrap().parse().unwrap();
+    let c = decode_binary(key(&keys, "CHAP_C").unwrap()).unwrap();
+    assert!(c.len() >= 16);
+    let resp = encode_hex(&ChapAlgorithm::Md5.response(id, secret, &c));
+    let req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, true);
+    let (r, _) = h.login_pdu(req, &[("CHAP_N", "alice"), ("CHAP_R", &resp)]);
+    r
+}
+
+#[test]
+fn chap_required_target_accepts_the_right_secret() {
+    let mut h = harness_with(|s| s.targets[0].chap = Some(chap_accounts()));
+    let r = chap_login(&mut h, b"alice-secret-1");
+    assert_eq!(r.status, LoginStatus::SUCCESS);
+    assert!(r.transit);
+    let req = h.login_request(Stage::OPERATIONAL, Stage::FULL_FEATURE, true);
+    let (r, _) = h.login_pdu(req, &[("MaxBurstLength", "16384"), ("FirstBurstLength", "8192")]);
+    assert_eq!(r.status, LoginStatus::SUCCESS);
+    assert_eq!(h.conn.state(), ConnState::FullFeature);
+}
+
+#[test]
+fn chap_wrong_secret_fails_0201_and_repeated_failures_back_off() {
+    let set_up = |s: &mut shardtgt_core::target::TargetSet| s.targets[0].chap = Some(chap_accounts());
+    let mut h = harness_with(set_up);
+    let r = chap_login(&mut h, b"wrong-secret-xx");
+    assert_eq!(r.status, LoginStatus::AUTH_FAILURE);
+    assert_eq!(h.conn.state(), ConnState::Closed);
+    // The same registry sees repeated failures from one address and refuses early.
+    let reg = std::sync::Arc::new(shardtgt_core::session::Registry::new(0));
+    let ip = "192.0.2.10".parse().unwrap();
+    for _ in 0..shardtgt_core::session::AUTH_FAILURES_MAX {
+        reg.note_auth_failure(ip, 0);
+    }
+    let mut set = (*target_set(small_limits())).clone();
+    set_up(&mut set);
+    let mut h = Harness::with_registry(small_limits(), reg.clone());
+    h.conn = shardtgt_core::conn::Connection::new(
+        std::sync::Arc::new(set),
+        reg,
+        shardtgt_core::conn::ConnInfo { peer: "192.0.2.10:40001".into(), tpgt: 1 },
+        0,
+    );
+    let req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, false);
+    let (r, _) = h.login_pdu(req, &[("InitiatorName", INITIATOR), ("TargetName", TARGET), ("AuthMethod", "CHAP")]);
+    assert_eq!(r.status, LoginStatus::AUTH_FAILURE);
+}
+
+#[test]
+fn chap_required_but_skipped_or_declined_fails() {
+    // Initiator offers only None.
+    let mut h = harness_with(|s| s.targets[0].chap = Some(chap_accounts()));
+    let req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, true);
+    let (r, _) = h.login_pdu(req, &[("InitiatorName", INITIATOR), ("TargetName", TARGET), ("AuthMethod", "None")]);
+    assert_eq!(r.status, LoginStatus::AUTH_FAILURE);
+    // Initiator skips the security stage.
+    let mut h = harness_with(|s| s.targets[0].chap = Some(chap_accounts()));
+    let req = h.login_request(Stage::OPERATIONAL, Stage::FULL_FEATURE, true);
+    let (r, _) = h.login_pdu(req, &[("InitiatorName", INITIATOR), ("TargetName", TARGET)]);
+    assert_eq!(r.status, LoginStatus::AUTH_FAILURE);
+}
+
+#[test]
+fn acl_denies_with_0202_and_hides_the_target() {
+    use shardtgt_core::acl::{Acl, AclRule};
+    let deny_all_but = |s: &mut shardtgt_core::target::TargetSet| {
+        s.targets[0].acl = Acl { rules: vec![AclRule::Name("iqn.2026-11.test:someone-else".into())] };
+    };
+    let mut h = harness_with(deny_all_but);
+    let req = h.login_request(Stage::SECURITY, Stage::OPERATIONAL, true);
+    let (r, _) = h.login_pdu(req, &[("InitiatorName", INITIATOR), ("TargetName", TARGET), ("AuthMethod", "None")]);
+    assert_eq!(r.status, LoginStatus::AUTHORIZATION_FAILURE);
+    // An address rule admits by CIDR.
+    let mut h =
+        harness_with(|s| s.targets[0].acl = Acl { rules: vec![AclRule::parse_address("192.0.2.0/24").unwrap()] });
+    h.login(&[]);
+    // Discovery does not list a target the initiator may not use.
+    let mut h = harness_with(deny_all_but);
+    let req = h.login_request(Stage::SECURITY, Stage::FULL_FEATURE, true);
+    let (r, _) =
+        h.login_pdu(req, &[("InitiatorName", INITIATOR), ("SessionType", "Discovery"), ("AuthMethod", "None")]);
+    assert_eq!(r.status, LoginStatus::SUCCESS);
+    let itt = h.next_itt();
+    let t = TextRequest {
+        immediate: true,
+        final_: true,
+        continue_: false,
+        lun: Lun(0),
+        itt,
+        ttt: Ttt::RESERVED,
+        cmdsn: h.cmdsn,
+        expstatsn: h.statsn,
+    };
+    h.send(&Pdu::TextRequest(t), b"SendTargets=All\0");
+    let got = h.recv();
+    let (Pdu::TextResponse(_), d) = &got[0] else { panic!("{got:?}") };
+    assert!(parse_kv(d).iter().all(|(k, _)| k != "TargetName"), "{:?}", parse_kv(d));
+}
+
+#[test]
+fn discovery_chap_applies_to_discovery_sessions() {
+    let mut h = harness_with(|s| s.discovery_chap = Some(chap_accounts()));
+    let req = h.login_request(Stage::SECURITY, Stage::FULL_FEATURE, true);
+    let (r, _) =
+        h.login_pdu(req, &[("InitiatorName", INITIATOR), ("SessionType", "Discovery"), ("AuthMethod", "None")]);
+    assert_eq!(r.status, LoginStatus::AUTH_FAILURE);
+    // Normal sessions of a target without CHAP are unaffected.
+    let mut h = harness_with(|s| s.discovery_chap = Some(chap_accounts()));
+    h.login(&[]);
+}

@@ -235,7 +235,16 @@ impl Connection {
         for (k, v) in &keys {
             if k == "SendTargets" {
                 let own = self.session.as_ref().and_then(|s| s.target).map(|i| self.targets.targets[i].name.clone());
-                crate::login::sendtargets::send_targets(v, own.as_deref(), &self.targets, |_| true, &mut out);
+                // Targets the initiator may not access stay hidden (ACL).
+                let initiator = self.session.as_ref().map_or("", |s| s.initiator_name.as_str()).to_string();
+                let peer = self.peer_ip();
+                crate::login::sendtargets::send_targets(
+                    v,
+                    own.as_deref(),
+                    &self.targets,
+                    |t| t.acl.admits(&initiator, peer),
+                    &mut out,
+                );
             } else {
                 crate::login::keys::push_key(&mut out, k, "NotUnderstood");
             }

@@ -11,6 +11,7 @@
 use super::tx::Out;
 use super::{ConnState, Connection, Flow, Op, Session};
 use crate::ids::{Cid, Isid, Tsih};
+use crate::login::chap::Chap;
 use crate::login::negotiate::{NegotiationError, Negotiator};
 use crate::login::params::SessionType;
 use crate::pdu::{LoginRequest, LoginResponse, LoginStatus, Stage};
@@ -32,6 +33,8 @@ pub(super) struct LoginState {
     pending: Vec<u8>,
     /// The initiator and target were checked after the first request.
     checked: bool,
+    /// The authenticator was chosen (on the first request).
+    auth_chosen: bool,
     target: Option<usize>,
 }
 
@@ -125,11 +128,48 @@ impl Connection {
             Ok(k) => k,
             Err(_) => return self.login_fail(req, LoginStatus::INITIATOR_ERROR),
         };
+        let peer_ip = self.peer_ip();
+        if !ls.auth_chosen {
+            // The first request names the session type and target, which
+            // decide whether CHAP is required (RFC 7143 §12.1.3); pick the
+            // authenticator before any key is negotiated.
+            ls.auth_chosen = true;
+            if let Some(ip) = peer_ip {
+                if self.registry.auth_backoff(ip, self.now_ms) {
+                    return self.login_fail(req, LoginStatus::AUTH_FAILURE);
+                }
+            }
+            let get = |k: &str| keys.iter().find(|(kk, _)| kk == k).map(|(_, v)| v.as_str());
+            let accounts = if get("SessionType") == Some("Discovery") {
+                self.targets.discovery_chap.clone()
+            } else {
+                get("TargetName").and_then(|n| self.targets.target(n)).and_then(|(_, t)| t.chap.clone())
+            };
+            if let Some(acc) = accounts.filter(|a| !a.incoming.is_empty()) {
+                let lim = &self.targets.limits;
+                ls.negotiator =
+                    Some(Negotiator::new(lim, self.info.tpgt, None).with_authenticator(Box::new(Chap::new(acc))));
+            }
+        }
         let mut answer = Vec::new();
         let leading = req.tsih.0 == 0;
         let Some(neg) = ls.negotiator.as_mut() else { return Flow::Drop };
         if let Err(e) = neg.handle(req.csg, leading, &keys, &mut answer) {
-            return self.login_fail(req, negotiation_status(&e));
+            let status = negotiation_status(&e);
+            if status == LoginStatus::AUTH_FAILURE {
+                if let Some(ip) = peer_ip {
+                    self.registry.note_auth_failure(ip, self.now_ms);
+                }
+            }
+            return self.login_fail(req, status);
+        }
+        if req.csg == Stage::OPERATIONAL && !neg.authenticated() {
+            // CHAP is required and the initiator skipped (or left) the
+            // security stage without completing it.
+            if let Some(ip) = peer_ip {
+                self.registry.note_auth_failure(ip, self.now_ms);
+            }
+            return self.login_fail(req, LoginStatus::AUTH_FAILURE);
         }
         if !ls.checked {
             ls.checked = true;
@@ -144,7 +184,14 @@ impl Connection {
                         return self.login_fail(req, LoginStatus::MISSING_PARAMETER);
                     };
                     match self.targets.target(name) {
-                        Some((i, _)) => ls.target = Some(i),
+                        Some((i, t)) => {
+                            // RFC 7143 §11.13.5: 0x0202, the initiator is not
+                            // allowed to access this target.
+                            if !t.acl.admits(&p.initiator_name, peer_ip) {
+                                return self.login_fail(req, LoginStatus::AUTHORIZATION_FAILURE);
+                            }
+                            ls.target = Some(i)
+                        }
                         None => return self.login_fail(req, LoginStatus::NOT_FOUND),
                     }
                 }
@@ -152,7 +199,9 @@ impl Connection {
         }
         // Our own proposals still await answers: stay in this stage (T=0),
         // RFC 7143 §6.2.
-        let transit = req.transit && !neg.awaiting_answers();
+        // Leaving the security stage needs authentication done (an
+        // exchange still in progress answers T=0, RFC 7143 §12).
+        let transit = req.transit && !neg.awaiting_answers() && (req.csg != Stage::SECURITY || neg.authenticated());
         let to_ffp = transit && req.nsg == Stage::FULL_FEATURE;
         if to_ffp {
             neg.finish_operational(&mut answer);
@@ -177,6 +226,9 @@ impl Connection {
             Err(OpenError::TooManySessions) => return self.login_fail(req, LoginStatus::OUT_OF_RESOURCES),
         };
         ls.tsih = lease.tsih;
+        if let Some(ip) = peer_ip {
+            self.registry.note_auth_success(ip);
+        }
         let lim = &self.targets.limits;
         self.op = Op {
             header_digest: p.header_digest,

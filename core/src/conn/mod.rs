@@ -480,6 +480,11 @@ impl Connection {
         self.session.as_ref().map(|s| s.tsih)
     }
 
+    /// The peer's IP address, when `ConnInfo::peer` holds a socket address.
+    pub(crate) fn peer_ip(&self) -> Option<std::net::IpAddr> {
+        self.info.peer.parse::<std::net::SocketAddr>().ok().map(|a| a.ip())
+    }
+
     /// The session's ISID, once logged in.
     pub fn isid(&self) -> Option<Isid> {
         self.session.as_ref().map(|s| s.isid)
