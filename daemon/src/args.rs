@@ -17,12 +17,16 @@ Options:
   --shards N      number of reactor threads (overrides global.shards)
   --log LEVEL     log filter: error, warn, info, debug, trace, or a tracing
                   EnvFilter directive (default: RUST_LOG, else info)
+  --admin-socket PATH
+                  management socket for shardtgtadm (default
+                  /run/shardtgt/shardtgtd.sock; created 0600, directory 0700)
   --check         validate the configuration and exit
   -h, --help      print this help
   -V, --version   print the version
 
 Exit codes: 0 ok, 1 runtime error, 2 configuration or usage error.
-Signals: SIGTERM/SIGINT ask initiators to log out, drain and exit 0.
+Signals: SIGTERM/SIGINT ask initiators to log out, drain and exit 0;
+SIGHUP re-reads --config and applies what changed (an invalid file is refused).
 ";
 
 /// Parsed arguments.
@@ -34,6 +38,8 @@ pub struct Args {
     pub shards: Option<usize>,
     /// `--log LEVEL`.
     pub log: Option<String>,
+    /// `--admin-socket PATH`.
+    pub admin_socket: Option<PathBuf>,
     /// `--check`.
     pub check: bool,
     /// `--help`.
@@ -73,6 +79,7 @@ impl Args {
                     a.shards = Some(n);
                 }
                 "--log" => a.log = Some(value("a level")?),
+                "--admin-socket" => a.admin_socket = Some(PathBuf::from(value("a socket path")?)),
                 "--check" => a.check = true,
                 "-h" | "--help" => a.help = true,
                 "-V" | "--version" => a.version = true,

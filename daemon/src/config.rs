@@ -38,6 +38,8 @@ use std::sync::Arc;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use shardtgt_backends::{BackendError, BackendKind, BackendSpec, DEFAULT_WORKERS};
+use shardtgt_core::acl::{Acl, AclRule};
+use shardtgt_core::login::chap::{ChapAccount, ChapAccounts, SECRET_MAX_LEN, SECRET_MIN_LEN};
 use shardtgt_core::scsi::LuInfo;
 use shardtgt_core::target::{Limits, LuConfig, Portal, TargetConfig, TargetSet};
 use shardtgt_transport_tcp::addr::{format_portal, parse_portal};
@@ -124,15 +126,53 @@ pub struct LunDef {
     pub product: String,
 }
 
+/// A CHAP account (user name and secret). `Debug` never prints the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccountDef {
+    /// CHAP_N.
+    pub user: String,
+    /// Shared secret, 12..=256 bytes (RFC 7143 §12.1.3 asks for at least 12).
+    pub secret: String,
+}
+
+impl fmt::Debug for AccountDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AccountDef {{ user: {:?}, secret: <set> }}", self.user)
+    }
+}
+
+/// CHAP accounts bound to a target (or to discovery sessions).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct ChapDef {
+    /// Initiator credentials the target accepts (one-way CHAP).
+    pub incoming: Vec<AccountDef>,
+    /// The target's own credentials (mutual CHAP).
+    pub outgoing: Option<AccountDef>,
+}
+
+impl ChapDef {
+    /// No account bound.
+    pub fn is_empty(&self) -> bool {
+        self.incoming.is_empty() && self.outgoing.is_none()
+    }
+}
+
 /// One target.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct TargetDef {
     /// iSCSI name.
     pub name: String,
+    /// tgt-style target id (1..=65535), unique; assigned when not given.
+    pub tid: u32,
     /// TargetAlias.
     pub alias: Option<String>,
     /// Logical units, sorted by LUN.
     pub luns: Vec<LunDef>,
+    /// Allowed initiators: iSCSI names, addresses or CIDRs (`ALL` or empty:
+    /// everyone).
+    pub acl: Vec<String>,
+    /// CHAP accounts; `None`: no authentication.
+    pub chap: Option<ChapDef>,
 }
 
 /// A validated configuration.
@@ -148,6 +188,11 @@ pub struct Config {
     pub portals: Vec<PortalDef>,
     /// Targets.
     pub targets: Vec<TargetDef>,
+    /// CHAP accounts for discovery sessions.
+    pub discovery_chap: Option<ChapDef>,
+    /// Account store (`shardtgtadm chap account new`): accounts known to
+    /// the daemon, bound to targets by copying them into `target.chap`.
+    pub accounts: Vec<AccountDef>,
 }
 
 /// What [`Config::build`] produces.
@@ -170,6 +215,24 @@ struct RawConfig {
     portal: Vec<RawPortal>,
     #[serde(default)]
     target: Vec<RawTarget>,
+    discovery_chap: Option<RawChap>,
+    #[serde(default)]
+    account: Vec<RawAccount>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawChap {
+    #[serde(default)]
+    incoming: Vec<RawAccount>,
+    outgoing: Option<RawAccount>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    user: Spanned<String>,
+    secret: Spanned<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -202,7 +265,11 @@ struct RawPortal {
 #[serde(deny_unknown_fields)]
 struct RawTarget {
     name: Spanned<String>,
+    tid: Option<Spanned<i64>>,
     alias: Option<Spanned<String>>,
+    #[serde(default)]
+    acl: Vec<Spanned<String>>,
+    chap: Option<RawChap>,
     #[serde(default)]
     lun: Vec<RawLun>,
 }
@@ -455,6 +522,107 @@ fn check_path(ctx: &Ctx<'_>, p: &Spanned<String>, size_given: bool, read_only: b
     Ok(path)
 }
 
+/// The daemon's account model → the core's (`None` when nothing is bound).
+pub fn chap_to_core(c: &ChapDef) -> Option<ChapAccounts> {
+    if c.is_empty() {
+        return None;
+    }
+    let acc = |a: &AccountDef| ChapAccount { user: a.user.clone(), secret: a.secret.as_bytes().to_vec() };
+    Some(ChapAccounts { incoming: c.incoming.iter().map(acc).collect(), outgoing: c.outgoing.as_ref().map(acc) })
+}
+
+/// The one place a [`TargetDef`] becomes the core's [`TargetConfig`]:
+/// ACL rules (already validated) and CHAP accounts converted.
+pub fn to_core(t: &TargetDef, luns: Vec<LuConfig>, lun_indices: Vec<u16>) -> TargetConfig {
+    let mut rules = Vec::new();
+    for r in &t.acl {
+        if r == "ALL" {
+            // `ALL` admits everyone: an empty rule list.
+            rules.clear();
+            break;
+        }
+        let lower = r.to_ascii_lowercase();
+        if lower.starts_with("iqn.") || lower.starts_with("eui.") || lower.starts_with("naa.") {
+            rules.push(AclRule::Name(lower));
+        } else if let Ok(rule) = AclRule::parse_address(r) {
+            rules.push(rule);
+        }
+    }
+    TargetConfig {
+        name: t.name.clone(),
+        alias: t.alias.clone(),
+        luns,
+        lun_indices,
+        acl: Acl { rules },
+        chap: t.chap.as_ref().and_then(chap_to_core),
+    }
+}
+
+/// The smallest tid (1..) no target uses.
+pub fn next_tid(targets: &[TargetDef]) -> u32 {
+    (1..).find(|t| !targets.iter().any(|o| o.tid == *t)).unwrap_or(1)
+}
+
+/// Check an ACL rule: `ALL`, an iSCSI name, an IP address or a CIDR.
+/// Returns it normalised (names lower-cased).
+pub fn check_acl_rule(rule: &str) -> Result<String, String> {
+    let r = rule.trim();
+    if r.eq_ignore_ascii_case("all") {
+        return Ok("ALL".into());
+    }
+    let lower = r.to_ascii_lowercase();
+    if lower.starts_with("iqn.") || lower.starts_with("eui.") || lower.starts_with("naa.") {
+        check_iscsi_name(r)?;
+        return Ok(lower);
+    }
+    AclRule::parse_address(r).map_err(|e| format!("`{r}` is neither an iSCSI name nor an address or CIDR: {}", e.0))?;
+    Ok(r.to_string())
+}
+
+/// Check a CHAP user name and secret (RFC 7143 §12.1.3: a secret of at
+/// least 12 bytes; we also cap it at 256 and keep it printable).
+pub fn check_secret(user: &str, secret: &str) -> Result<(), String> {
+    if user.is_empty() || user.len() > 255 || !user.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return Err(format!("user `{user}` must be 1 to 255 printable ASCII characters without spaces"));
+    }
+    if !(SECRET_MIN_LEN..=SECRET_MAX_LEN).contains(&secret.len()) {
+        return Err(format!(
+            "the secret of `{user}` is {} bytes long; it must be {SECRET_MIN_LEN} to {SECRET_MAX_LEN} bytes (RFC 7143 §12.1.3)",
+            secret.len()
+        ));
+    }
+    if !secret.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(format!("the secret of `{user}` must be printable ASCII"));
+    }
+    Ok(())
+}
+
+fn check_account(ctx: &Ctx<'_>, a: &RawAccount, field: &str) -> Result<AccountDef, ConfigError> {
+    let (user, secret) = (a.user.get_ref(), a.secret.get_ref());
+    if let Err(m) = check_secret(user, "x".repeat(SECRET_MIN_LEN).as_str()) {
+        return Err(ctx.err(a.user.span(), &format!("{field}.user"), m));
+    }
+    check_secret(user, secret).map_err(|m| ctx.err(a.secret.span(), &format!("{field}.secret"), m))?;
+    Ok(AccountDef { user: user.clone(), secret: secret.clone() })
+}
+
+fn check_chap(ctx: &Ctx<'_>, c: &RawChap, field: &str) -> Result<ChapDef, ConfigError> {
+    let mut incoming: Vec<AccountDef> = Vec::new();
+    for a in &c.incoming {
+        let acc = check_account(ctx, a, &format!("{field}.incoming"))?;
+        if incoming.iter().any(|o| o.user == acc.user) {
+            return Err(ctx.err(
+                a.user.span(),
+                &format!("{field}.incoming.user"),
+                format!("`{}` is bound twice", acc.user),
+            ));
+        }
+        incoming.push(acc);
+    }
+    let outgoing = c.outgoing.as_ref().map(|a| check_account(ctx, a, &format!("{field}.outgoing"))).transpose()?;
+    Ok(ChapDef { incoming, outgoing })
+}
+
 impl Config {
     /// Parse and validate `src`; `file` names it in errors.
     pub fn parse(src: &str, file: &str) -> Result<Config, ConfigError> {
@@ -560,15 +728,6 @@ impl Config {
             let tpgt = ctx.int(&p.tpgt, "portal.tpgt", 1, 65_535, 1)? as u16;
             portals.push(PortalDef { addr, tpgt });
         }
-        if portals.is_empty() {
-            return Err(ConfigError {
-                file: file.into(),
-                line: 0,
-                col: 0,
-                field: "portal".into(),
-                message: "no [[portal]] configured: add one, e.g. address = \"127.0.0.1:3260\"".into(),
-            });
-        }
 
         let mut targets: Vec<TargetDef> = Vec::new();
         // Canonical path → (target, LUN) already using it.
@@ -580,6 +739,21 @@ impl Config {
                 return Err(ctx.err(t.name.span(), "target.name", format!("target `{name}` is defined twice")));
             }
             let alias = t.alias.as_ref().map(|a| check_ascii(&ctx, a, "target.alias", 255)).transpose()?;
+            let tid = match &t.tid {
+                Some(v) => {
+                    let tid = ctx.int(&Some(v.clone()), "target.tid", 1, 65_535, 1)? as u32;
+                    if targets.iter().any(|o| o.tid == tid) {
+                        return Err(ctx.err(v.span(), "target.tid", format!("tid {tid} is used twice")));
+                    }
+                    tid
+                }
+                None => 0,
+            };
+            let mut acl = Vec::new();
+            for a in &t.acl {
+                acl.push(check_acl_rule(a.get_ref()).map_err(|m| ctx.err(a.span(), "target.acl", m))?);
+            }
+            let chap = t.chap.as_ref().map(|c| check_chap(&ctx, c, "target.chap")).transpose()?;
             let mut luns: Vec<LunDef> = Vec::new();
             for l in &t.lun {
                 let lun = ctx.int(&Some(l.lun.clone()), "target.lun.lun", 0, 16_383, 0)? as u16;
@@ -717,9 +891,24 @@ impl Config {
                 });
             }
             luns.sort_by_key(|l| l.lun);
-            targets.push(TargetDef { name, alias, luns });
+            targets.push(TargetDef { name, tid, alias, luns, acl, chap });
         }
-        Ok(Config { shards, max_sessions, limits, portals, targets })
+        // Targets without a tid get the next free ones, in file order.
+        for i in 0..targets.len() {
+            if targets[i].tid == 0 {
+                targets[i].tid = next_tid(&targets);
+            }
+        }
+        let discovery_chap = raw.discovery_chap.as_ref().map(|c| check_chap(&ctx, c, "discovery_chap")).transpose()?;
+        let mut accounts: Vec<AccountDef> = Vec::new();
+        for a in &raw.account {
+            let acc = check_account(&ctx, a, "account")?;
+            if accounts.iter().any(|o| o.user == acc.user) {
+                return Err(ctx.err(a.user.span(), "account.user", format!("account `{}` is defined twice", acc.user)));
+            }
+            accounts.push(acc);
+        }
+        Ok(Config { shards, max_sessions, limits, portals, targets, discovery_chap, accounts })
     }
 
     /// Read and parse a file.
@@ -749,12 +938,6 @@ impl Config {
     pub fn build(&self) -> Result<Built, BackendError> {
         let mut backends = Vec::new();
         let mut targets = Vec::new();
-        let port_group = self.portals.first().map_or(1, |p| p.tpgt);
-        let revision: String = {
-            let v = env!("CARGO_PKG_VERSION");
-            let mm: Vec<&str> = v.split('.').take(2).collect();
-            mm.join(".").chars().take(4).collect()
-        };
         for t in &self.targets {
             let mut luns = Vec::new();
             for l in &t.luns {
@@ -763,33 +946,63 @@ impl Config {
                 if b.read_only() && !l.read_only {
                     tracing::warn!(target = %t.name, lun = l.lun, "exported read-only: its store cannot be written");
                 }
-                luns.push(LuConfig {
-                    lun: l.lun,
-                    backend: backends.len(),
-                    info: LuInfo {
-                        block_size: l.backend.block_size,
-                        num_blocks: b.size_bytes() / u64::from(l.backend.block_size),
-                        vendor: l.vendor.clone(),
-                        product: l.product.clone(),
-                        revision: revision.clone(),
-                        serial: l.serial.clone(),
-                        naa_id: lu_id(&t.name, l.lun),
-                        read_only: l.read_only || b.read_only(),
-                        write_cache: l.write_cache,
-                        target_name: t.name.clone(),
-                        rel_port_id: 1,
-                        port_group,
-                        // RAM LUs zero-fill and UNMAP writes zeros: LBPRZ holds.
-                        thin: l.backend.kind == BackendKind::Ram,
-                    },
-                });
+                luns.push(self.lu_config(t, l, backends.len(), b.as_ref(), Default::default()));
                 backends.push(b);
             }
             let lun_indices = luns.iter().map(|l| l.lun).collect();
-            targets.push(TargetConfig { name: t.name.clone(), alias: t.alias.clone(), luns, lun_indices });
+            targets.push(to_core(t, luns, lun_indices));
         }
+        Ok(Built { targets: Arc::new(self.target_set(targets)), backends })
+    }
+
+    /// The core's view of LU `l` of target `t`, served by backend `b` at
+    /// slot `backend`, with `shared` state (carried over when the LU is kept).
+    pub fn lu_config(
+        &self,
+        t: &TargetDef,
+        l: &LunDef,
+        backend: usize,
+        b: &dyn shardtgt_backends::Backend,
+        shared: Arc<shardtgt_core::scsi::LuShared>,
+    ) -> LuConfig {
+        let port_group = self.portals.first().map_or(1, |p| p.tpgt);
+        let revision: String = {
+            let v = env!("CARGO_PKG_VERSION");
+            let mm: Vec<&str> = v.split('.').take(2).collect();
+            mm.join(".").chars().take(4).collect()
+        };
+        LuConfig {
+            lun: l.lun,
+            backend,
+            info: LuInfo {
+                block_size: l.backend.block_size,
+                num_blocks: b.size_bytes() / u64::from(l.backend.block_size),
+                vendor: l.vendor.clone(),
+                product: l.product.clone(),
+                revision,
+                serial: l.serial.clone(),
+                naa_id: lu_id(&t.name, l.lun),
+                read_only: l.read_only || b.read_only(),
+                write_cache: l.write_cache,
+                target_name: t.name.clone(),
+                rel_port_id: 1,
+                port_group,
+                // RAM LUs zero-fill and UNMAP writes zeros: LBPRZ holds.
+                thin: l.backend.kind == BackendKind::Ram,
+            },
+            shared,
+        }
+    }
+
+    /// The snapshot around already converted targets.
+    pub fn target_set(&self, targets: Vec<TargetConfig>) -> TargetSet {
         let portals = self.portals.iter().map(|p| Portal { address: format_portal(&p.addr), tpgt: p.tpgt }).collect();
-        Ok(Built { targets: Arc::new(TargetSet { targets, portals, limits: self.limits.clone() }), backends })
+        TargetSet {
+            targets,
+            portals,
+            limits: self.limits.clone(),
+            discovery_chap: self.discovery_chap.as_ref().and_then(chap_to_core),
+        }
     }
 }
 
@@ -1015,9 +1228,8 @@ mod tests {
         assert_err(&e, 2, "portal.address", "brackets");
         let e = err("[[portal]]\naddress = \"127.0.0.1:3260\"\n[[portal]]\naddress = \"127.0.0.1:3260\"\n");
         assert_err(&e, 4, "portal.address", "listed twice");
-        let e = err("[global]\n");
-        assert_eq!(e.field, "portal");
-        assert!(e.to_string().starts_with("t.toml: portal: no [[portal]]"), "{e}");
+        let c = Config::parse("", "t").unwrap();
+        assert!(c.portals.is_empty() && c.targets.is_empty());
         let c = Config::parse("[[portal]]\naddress = \"[::1]:3261\"\ntpgt = 7\n", "t").unwrap();
         assert_eq!(c.portals[0].tpgt, 7);
         let b = c.build().unwrap();

@@ -3,8 +3,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use shardtgt_daemon::admin::protocol::DEFAULT_SOCKET;
 use shardtgt_daemon::args::{Args, USAGE};
-use shardtgt_daemon::config::{Config, DEFAULT_PATH};
+use shardtgt_daemon::config::{Config, ConfigError, DEFAULT_PATH};
+use shardtgt_daemon::persist::{to_toml, write_atomic};
 use shardtgt_daemon::signals::Signals;
 use shardtgt_daemon::{serve, EXIT_CONFIG, EXIT_RUNTIME};
 use tracing::info;
@@ -23,6 +25,20 @@ fn init_logging(level: Option<&str>) -> Result<(), String> {
         .with_target(false)
         .init();
     Ok(())
+}
+
+/// `--config PATH` that does not exist yet: start with no targets and
+/// create the file now, so a typo in the directory fails at once.
+fn create_empty(p: &Path) -> Result<Config, ConfigError> {
+    let cfg = Config::parse("", &p.display().to_string())?;
+    write_atomic(p, &to_toml(&cfg)).map_err(|e| ConfigError {
+        file: p.display().to_string(),
+        line: 0,
+        col: 0,
+        field: String::new(),
+        message: format!("cannot create: {e}"),
+    })?;
+    Ok(cfg)
 }
 
 fn main() -> ExitCode {
@@ -47,6 +63,10 @@ fn main() -> ExitCode {
     }
 
     let loaded = match &args.config {
+        Some(p) if !p.exists() && args.check => {
+            Config::parse("", &p.display().to_string()).map(|c| (c, p.display().to_string()))
+        }
+        Some(p) if !p.exists() => create_empty(p).map(|c| (c, p.display().to_string())),
         Some(p) => Config::load(p).map(|c| (c, p.display().to_string())),
         None if Path::new(DEFAULT_PATH).exists() => {
             Config::load(Path::new(DEFAULT_PATH)).map(|c| (c, DEFAULT_PATH.to_string()))
@@ -60,6 +80,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let file_shards = args.shards.map(|_| cfg.shards);
     if let Some(n) = args.shards {
         cfg.shards = n;
     }
@@ -81,7 +102,18 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    match serve::run(&cfg, &signals) {
+    let config_path = match &args.config {
+        Some(p) => Some(p.clone()),
+        None if source == DEFAULT_PATH => Some(Path::new(DEFAULT_PATH).to_path_buf()),
+        None => None,
+    };
+    let paths = serve::Paths {
+        config: config_path,
+        admin_socket: args.admin_socket.clone().unwrap_or_else(|| DEFAULT_SOCKET.into()),
+        admin_socket_explicit: args.admin_socket.is_some(),
+        file_shards,
+    };
+    match serve::run(&cfg, &paths, &signals) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shardtgtd: error: {e}");

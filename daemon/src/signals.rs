@@ -1,4 +1,5 @@
-//! Termination signals as a file descriptor (signalfd): SIGTERM and SIGINT
+//! Signals as a file descriptor (signalfd): SIGTERM, SIGINT (stop) and
+//! SIGHUP (reload the configuration)
 //! are blocked in every thread (the mask is set before any thread starts
 //! and inherited), and the main thread reads them at its leisure. No signal
 //! handler ever runs, so nothing here is async-signal-unsafe.
@@ -7,7 +8,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-/// A signalfd for SIGTERM and SIGINT.
+/// A signalfd for SIGTERM, SIGINT and SIGHUP.
 #[derive(Debug)]
 pub struct Signals {
     fd: OwnedFd,
@@ -25,6 +26,7 @@ impl Signals {
             libc::sigemptyset(&mut set);
             libc::sigaddset(&mut set, libc::SIGTERM);
             libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGHUP);
             let r = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             if r != 0 {
                 return Err(io::Error::from_raw_os_error(r));
@@ -36,6 +38,11 @@ impl Signals {
         }
         // SAFETY: a fresh descriptor nothing else owns.
         Ok(Signals { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+    }
+
+    /// For poll(2).
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
     }
 
     /// Wait up to `timeout` for a signal; returns its number.

@@ -36,7 +36,7 @@ pub struct Listener {
 pub struct Acceptor {
     stop: Arc<EventFd>,
     stopping: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<Vec<Listener>>>,
 }
 
 impl Acceptor {
@@ -45,9 +45,10 @@ impl Acceptor {
         let stop = Arc::new(EventFd::new()?);
         let stopping = Arc::new(AtomicBool::new(false));
         let (s2, f2) = (stop.clone(), stopping.clone());
-        let thread = std::thread::Builder::new()
-            .name("acceptor".into())
-            .spawn(move || accept_loop(&listeners, &dispatcher, &s2, &f2))?;
+        let thread = std::thread::Builder::new().name("acceptor".into()).spawn(move || {
+            accept_loop(&listeners, &dispatcher, &s2, &f2);
+            listeners
+        })?;
         Ok(Acceptor { stop, stopping, thread: Some(thread) })
     }
 
@@ -56,11 +57,19 @@ impl Acceptor {
         self.halt();
     }
 
-    fn halt(&mut self) {
+    /// Stop accepting and hand the (still bound and listening) sockets
+    /// back, so the control thread can restart the acceptor with a changed
+    /// portal list; connections arriving meanwhile wait in the backlog.
+    pub fn stop_take(mut self) -> Vec<Listener> {
+        self.halt()
+    }
+
+    fn halt(&mut self) -> Vec<Listener> {
         self.stopping.store(true, Ordering::Release);
         self.stop.signal();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_default(),
+            None => Vec::new(),
         }
     }
 }

@@ -56,6 +56,14 @@ pub unsafe trait ConnCore {
     fn backend_in_flight(&self) -> usize;
     /// New configuration snapshot.
     fn set_targets(&mut self, targets: Arc<TargetSet>);
+    /// TSIH of the session, once logged in (listings only).
+    fn tsih(&self) -> Option<u16> {
+        None
+    }
+    /// Initiator name, once logged in (listings only).
+    fn initiator_name(&self) -> Option<&str> {
+        None
+    }
 }
 
 // SAFETY: `Connection` documents exactly these guarantees in its transport
@@ -104,6 +112,12 @@ unsafe impl ConnCore for Connection {
     }
     fn set_targets(&mut self, targets: Arc<TargetSet>) {
         Connection::set_targets(self, targets)
+    }
+    fn tsih(&self) -> Option<u16> {
+        Connection::tsih(self).map(|t| t.0)
+    }
+    fn initiator_name(&self) -> Option<&str> {
+        Connection::initiator_name(self)
     }
 }
 

@@ -27,7 +27,7 @@ pub mod wake;
 pub use acceptor::{Acceptor, Listener};
 pub use clock::Clock;
 pub use conn::{ConnCore, ConnFactory, CoreConns};
-pub use msg::Accepted;
+pub use msg::{Accepted, ConnSummary};
 pub use pool::{DispatchError, Dispatcher, PoolConfig, ShardContext, ShardError, ShardPool};
 pub use reactor::{ShardConfig, TICK_MS};
 pub use stats::{ShardStats, StatsSnapshot};

@@ -21,7 +21,7 @@ use tracing::{debug, error, warn};
 use crate::balance::{pick_least_loaded, EXCLUDED};
 use crate::clock::Clock;
 use crate::conn::ConnFactory;
-use crate::msg::{Accepted, ShardMsg, Shared};
+use crate::msg::{Accepted, ConnSummary, ShardMsg, Shared};
 use crate::reactor::{build_ring, Reactor, ReactorParts, ShardConfig};
 use crate::stats::{ShardStats, StatsSnapshot};
 use crate::wake::EventFd;
@@ -122,7 +122,7 @@ impl Dispatcher {
         }
         match msg {
             ShardMsg::NewConn(a) => Err(DispatchError(a)),
-            ShardMsg::SetTargets(_) => unreachable!("only NewConn is dispatched"),
+            _ => unreachable!("only NewConn is dispatched"),
         }
     }
 
@@ -271,6 +271,56 @@ impl ShardPool {
     /// Counters of every shard.
     pub fn stats(&self) -> Vec<StatsSnapshot> {
         self.dispatcher.stats()
+    }
+
+    /// Give every shard a handle on `backend`, created at runtime, at slot
+    /// `index` (must be the next free slot: indices are handed out in order
+    /// and never reused). Returns how many shards took the message.
+    pub fn add_backend(&self, index: usize, backend: Arc<dyn Backend>, timeout: Duration) -> usize {
+        let mut ok = 0;
+        for l in &self.dispatcher.links {
+            let msg = ShardMsg::AddBackend { index, backend: backend.clone() };
+            if l.tx.send_timeout(msg, timeout).is_ok() {
+                l.shared.wake.signal();
+                ok += 1;
+            }
+        }
+        ok
+    }
+
+    /// Tell every shard that no snapshot uses backend slot `index` any more
+    /// (send after the snapshot that dropped it). Returns how many shards
+    /// took the message.
+    pub fn retire_backend(&self, index: usize, timeout: Duration) -> usize {
+        let mut ok = 0;
+        for l in &self.dispatcher.links {
+            if l.tx.send_timeout(ShardMsg::RetireBackend(index), timeout).is_ok() {
+                l.shared.wake.signal();
+                ok += 1;
+            }
+        }
+        ok
+    }
+
+    /// Ask every shard for its connections; shards that do not answer
+    /// within `timeout` are left out.
+    pub fn list_conns(&self, timeout: Duration) -> Vec<ConnSummary> {
+        let deadline = Instant::now() + timeout;
+        let mut waiting = Vec::new();
+        for l in &self.dispatcher.links {
+            let (tx, rx) = channel::bounded(1);
+            if l.tx.send_timeout(ShardMsg::ListConns(tx), timeout).is_ok() {
+                l.shared.wake.signal();
+                waiting.push(rx);
+            }
+        }
+        let mut all = Vec::new();
+        for rx in waiting {
+            if let Ok(v) = rx.recv_deadline(deadline) {
+                all.extend(v);
+            }
+        }
+        all
     }
 
     /// Ask every shard to shut down gracefully (returns at once).

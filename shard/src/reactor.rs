@@ -47,6 +47,7 @@ use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
 use crate::conn::{ConnCore, ConnFactory};
+use crate::msg::ConnSummary;
 use crate::msg::{ShardMsg, Shared};
 use crate::slab::{Key, Slab};
 use crate::stats::LocalStats;
@@ -167,6 +168,12 @@ struct ConnSlot<C> {
     /// offered again before any new one.
     stalled: Option<BackendRequest>,
     deadline: Option<u64>,
+    /// Bytes received on this connection (for session listings).
+    bytes_in: u64,
+    /// Bytes sent on this connection.
+    bytes_out: u64,
+    /// Backend requests completed for this connection.
+    backend_ops: u64,
 }
 
 impl<C> ConnSlot<C> {
@@ -188,6 +195,17 @@ struct Shutdown {
     forced: bool,
 }
 
+/// What a retired backend slot holds: every request fails with ENODEV
+/// (none should arrive: no snapshot names the slot).
+#[derive(Debug)]
+struct Retired;
+
+impl ShardBackend for Retired {
+    fn submit(&mut self, _id: IoId, _req: &IoRequest, _buf: IoBuf, _q: &mut dyn SubmitQueue) -> Submit {
+        Submit::Done(BackendStatus::Other(libc::ENODEV))
+    }
+}
+
 /// Everything a shard thread owns.
 pub(crate) struct Reactor<F: ConnFactory> {
     id: usize,
@@ -196,6 +214,8 @@ pub(crate) struct Reactor<F: ConnFactory> {
     conns: Slab<Box<ConnSlot<F::Conn>>>,
     pending: Slab<PendingIo>,
     backends: Vec<Box<dyn ShardBackend>>,
+    /// Backend slots to drop once idle ([`ShardMsg::RetireBackend`]).
+    retiring: Vec<usize>,
     rx: Receiver<ShardMsg>,
     shared: Arc<Shared>,
     targets: Arc<TargetSet>,
@@ -246,6 +266,7 @@ impl<F: ConnFactory> Reactor<F> {
             conns: Slab::with_capacity(max_conns),
             pending: Slab::with_capacity(p.cfg.max_pending_io),
             backends: p.backends,
+            retiring: Vec::new(),
             rx: p.rx,
             shared: p.shared,
             targets: p.targets,
@@ -348,6 +369,43 @@ impl<F: ConnFactory> Reactor<F> {
                     self.targets = t.clone();
                     self.for_each_conn(|s| s.conn.set_targets(t.clone()));
                 }
+                ShardMsg::AddBackend { index, backend } => {
+                    if index != self.backends.len() || index >= MAX_BACKENDS {
+                        warn!(
+                            shard = self.id,
+                            index,
+                            have = self.backends.len(),
+                            "backend index out of order: ignored"
+                        );
+                        continue;
+                    }
+                    match backend.open_shard() {
+                        Ok(b) => self.backends.push(b),
+                        Err(e) => warn!(shard = self.id, index, "cannot open backend {}: {e}", backend.kind()),
+                    }
+                }
+                ShardMsg::RetireBackend(index) => {
+                    if index < self.backends.len() && !self.retiring.contains(&index) {
+                        self.retiring.push(index);
+                    }
+                }
+                ShardMsg::ListConns(reply) => {
+                    let mut v = Vec::with_capacity(self.conns.len());
+                    for i in 0..self.conns.slots() {
+                        if let Some(s) = self.conns.key_at(i).and_then(|k| self.conns.get(k)) {
+                            v.push(ConnSummary {
+                                shard: self.id,
+                                peer: s.peer.clone(),
+                                initiator: s.conn.initiator_name().map(str::to_string),
+                                tsih: s.conn.tsih(),
+                                bytes_in: s.bytes_in,
+                                bytes_out: s.bytes_out,
+                                backend_ops: s.backend_ops,
+                            });
+                        }
+                    }
+                    let _ = reply.try_send(v);
+                }
             }
         }
     }
@@ -371,6 +429,9 @@ impl<F: ConnFactory> Reactor<F> {
             stall_listed: false,
             stalled: None,
             deadline: None,
+            bytes_in: 0,
+            bytes_out: 0,
+            backend_ops: 0,
         });
         match self.conns.insert(slot) {
             Ok(key) => {
@@ -410,6 +471,21 @@ impl<F: ConnFactory> Reactor<F> {
         }
     }
 
+    /// Drop retired backend handles, but only while nothing is in flight on
+    /// any backend of this shard (a handle may own memory the kernel or a
+    /// worker still writes into); retried every tick.
+    fn retire_idle_backends(&mut self) {
+        if self.retiring.is_empty() || !self.pending.is_empty() || !self.overflow.is_empty() {
+            return;
+        }
+        for i in self.retiring.drain(..) {
+            if let Some(slot) = self.backends.get_mut(i) {
+                *slot = Box::new(Retired);
+                debug!(shard = self.id, backend = i, "backend handle dropped");
+            }
+        }
+    }
+
     fn sweep_timers(&mut self, now: u64) {
         if now < self.next_sweep_ms {
             return;
@@ -427,6 +503,7 @@ impl<F: ConnFactory> Reactor<F> {
         }
         if full {
             self.last_full_sweep_ms = now;
+            self.retire_idle_backends();
         }
         self.next_sweep_ms = self.last_full_sweep_ms + TICK_MS;
     }
@@ -502,6 +579,7 @@ impl<F: ConnFactory> Reactor<F> {
                 Submit::Done(st) => {
                     pending.remove(pk);
                     local.backend_ops += 1;
+                    s.backend_ops += 1;
                     s.conn.handle_backend(req.tag, st, now);
                 }
                 Submit::Pending => {}
@@ -708,6 +786,7 @@ impl<F: ConnFactory> Reactor<F> {
                 match ops::recv_outcome(res) {
                     IoOutcome::Bytes(n) => {
                         self.local.bytes_in += n as u64;
+                        s.bytes_in += n as u64;
                         if s.conn.state() != ConnState::Closed {
                             s.conn.recv_done(n, now);
                         }
@@ -729,6 +808,7 @@ impl<F: ConnFactory> Reactor<F> {
                 match ops::send_outcome(res) {
                     IoOutcome::Bytes(n) => {
                         self.local.bytes_out += n as u64;
+                        s.bytes_out += n as u64;
                         s.conn.transmit_done(n, now);
                     }
                     IoOutcome::Retry | IoOutcome::Cancelled => {}
@@ -759,6 +839,7 @@ impl<F: ConnFactory> Reactor<F> {
             self.local.backend_ops += 1;
             match self.conns.get_mut(p.conn) {
                 Some(s) => {
+                    s.backend_ops += 1;
                     s.conn.handle_backend(p.tag, st, now);
                     Self::mark(&mut self.conns, &mut self.dirty, p.conn);
                 }
