@@ -530,13 +530,52 @@ impl RawConn {
         self.collect_response(itt, 0, data)
     }
 
+    /// Like [`RawConn::scsi_read`], but a connection that closes or times out
+    /// before the command completes is an `Err` (with what happened) instead
+    /// of a panic; for tests that kill the target under load. Protocol
+    /// violations still panic.
+    pub fn try_scsi_read(&mut self, lun: u16, cdb: &[u8], alloc: u32) -> Result<ScsiResult, String> {
+        let b = self.scsi_cmd_bhs(lun, cdb, alloc > 0, false, alloc, 0);
+        let itt = b.itt();
+        self.send_pdu(&b, &[]).map_err(|e| format!("send SCSI Command: {e}"))?;
+        self.try_collect_response(itt, alloc as usize, &[])
+    }
+
+    /// Like [`RawConn::scsi_write`], but a connection that closes or times
+    /// out before the command completes is an `Err` instead of a panic (the
+    /// write may or may not have reached the medium). Protocol violations
+    /// still panic.
+    pub fn try_scsi_write(&mut self, lun: u16, cdb: &[u8], data: &[u8]) -> Result<ScsiResult, String> {
+        let immediate_ok = self.negotiated("ImmediateData", "Yes") == "Yes";
+        let first_burst: usize = self.negotiated("FirstBurstLength", "65536").parse().unwrap_or(65536);
+        let mrdsl = self.target_mrdsl() as usize;
+        let imm = if immediate_ok { data.len().min(first_burst).min(mrdsl) } else { 0 };
+        let edtl = u32::try_from(data.len()).expect("fits u32");
+        let b = self.scsi_cmd_bhs(lun, cdb, false, true, edtl, imm);
+        let itt = b.itt();
+        self.send_pdu(&b, &data[..imm]).map_err(|e| format!("send SCSI Command: {e}"))?;
+        self.try_collect_response(itt, 0, data)
+    }
+
     /// Gather Data-In / answer R2Ts until the SCSI Response (or Data-In with S).
     fn collect_response(&mut self, itt: u32, alloc: usize, out: &[u8]) -> ScsiResult {
+        match self.try_collect_response(itt, alloc, out) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`RawConn::collect_response`] with closes, timeouts and send failures
+    /// returned.
+    fn try_collect_response(&mut self, itt: u32, alloc: usize, out: &[u8]) -> Result<ScsiResult, String> {
         let mut res = ScsiResult { data: vec![0; alloc], ..Default::default() };
         let mut got = 0usize;
         let mut data_sn_out = 0u32;
         for _ in 0..100_000 {
-            let p = self.recv();
+            let p = match self.recv_outcome(READ_TIMEOUT) {
+                ReadOutcome::Pdu(p) => p,
+                other => return Err(format!("expected a PDU from the target, got {other:?}")),
+            };
             self.note_statsn(&p);
             let op = p.opcode();
             if op == Opcode::REJECT {
@@ -554,7 +593,7 @@ impl RawConn {
                         res.status = p.bhs.0[3];
                         res.residual = p.bhs.u32_at(44);
                         res.data.truncate(got);
-                        return res;
+                        return Ok(res);
                     }
                 }
                 Opcode::R2T => {
@@ -577,7 +616,7 @@ impl RawConn {
                         d.put_u32(36, data_sn_out);
                         d.put_u32(40, u32::try_from(pos).expect("fits"));
                         data_sn_out += 1;
-                        self.send_pdu(&d, &out[pos..pos + n]).expect("send Data-Out");
+                        self.send_pdu(&d, &out[pos..pos + n]).map_err(|e| format!("send Data-Out: {e}"))?;
                         pos += n;
                     }
                     data_sn_out = 0; // DataSN restarts for each R2T's sequence
@@ -591,7 +630,7 @@ impl RawConn {
                         res.sense = p.data[2..(2 + sl).min(p.data.len())].to_vec();
                     }
                     res.data.truncate(got);
-                    return res;
+                    return Ok(res);
                 }
                 other => panic!("unexpected {other:?} while waiting for a SCSI response: {p:?}"),
             }
@@ -682,5 +721,29 @@ pub mod cdb {
         let l = lba.to_be_bytes();
         let n = blocks.to_be_bytes();
         [0x2a, 0, l[0], l[1], l[2], l[3], 0, n[0], n[1], 0]
+    }
+    /// WRITE(10) with FUA (force unit access: durable before GOOD status).
+    pub fn write10_fua(lba: u32, blocks: u16) -> [u8; 10] {
+        let mut c = write10(lba, blocks);
+        c[1] |= 0x08;
+        c
+    }
+    /// SYNCHRONIZE CACHE(10); `blocks` 0 means to the end of the medium.
+    pub fn synchronize_cache10(lba: u32, blocks: u16) -> [u8; 10] {
+        let l = lba.to_be_bytes();
+        let n = blocks.to_be_bytes();
+        [0x35, 0, l[0], l[1], l[2], l[3], 0, n[0], n[1], 0]
+    }
+    /// SYNCHRONIZE CACHE(16); `blocks` 0 means to the end of the medium.
+    pub fn synchronize_cache16(lba: u64, blocks: u32) -> [u8; 16] {
+        let mut c = [0u8; 16];
+        c[0] = 0x91;
+        c[2..10].copy_from_slice(&lba.to_be_bytes());
+        c[10..14].copy_from_slice(&blocks.to_be_bytes());
+        c
+    }
+    /// MODE SENSE(6) of the current values of `page` (DBD set: no block descriptors).
+    pub fn mode_sense6(page: u8, alloc: u8) -> [u8; 6] {
+        [0x1a, 0x08, page & 0x3f, 0, alloc, 0]
     }
 }

@@ -616,3 +616,166 @@ pub fn assert_iscsi_inq_works(t: &Target, context: &str) {
         t.log()
     );
 }
+
+impl ScratchDir {
+    /// Like [`ScratchDir::new`] but under `base` (e.g. `/dev/shm` for a
+    /// tmpfs file next to a disk-backed one under the temp dir).
+    pub fn new_in(base: &Path, tag: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let p =
+            base.join(format!("shardtgt-{tag}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
+        ScratchDir(p)
+    }
+}
+
+/// A `shardtgtd` run from a config file the caller wrote and may restart on
+/// the same file after killing it (crash tests). Unlike [`Target`] it never
+/// attaches to an external target. Every start appends to one log file.
+/// Dropping it SIGKILLs a daemon that is still running (and prints the log
+/// when the thread is panicking).
+#[derive(Debug)]
+pub struct DaemonProcess {
+    bin: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+    port: u16,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl DaemonProcess {
+    /// Start the daemon on `config` (which must make it listen on
+    /// `127.0.0.1:port`) and wait until it accepts connections. `Err` when
+    /// it exits first (e.g. the port was taken: pick another and retry);
+    /// panics when it neither listens nor exits within [`STARTUP_TIMEOUT`].
+    pub fn try_start(config: &Path, log: &Path, port: u16) -> Result<DaemonProcess, FailedStart> {
+        let mut d = DaemonProcess {
+            bin: daemon_binary(),
+            config: config.to_path_buf(),
+            log: log.to_path_buf(),
+            port,
+            child: None,
+            starts: 0,
+        };
+        d.spawn_and_wait()?;
+        Ok(d)
+    }
+
+    /// Start it again on the same config and port after [`DaemonProcess::kill`];
+    /// panics if it does not come up.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart() of a daemon that is still running");
+        if let Err(f) = self.spawn_and_wait() {
+            panic!("shardtgtd did not come back after restart #{}: exited {}\nlog:\n{}", self.starts, f.status, f.log);
+        }
+    }
+
+    fn spawn_and_wait(&mut self) -> Result<(), FailedStart> {
+        let out = fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open daemon log");
+        let err = out.try_clone().expect("dup log fd");
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--config").arg(&self.config).stdin(Stdio::null()).stdout(out).stderr(err);
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "info");
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", self.bin.display()));
+        self.starts += 1;
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let end = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return Err(FailedStart { status, log: read_lossy(&self.log) });
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "shardtgtd did not listen on 127.0.0.1:{} within {STARTUP_TIMEOUT:?}\nlog:\n{}",
+                    self.port,
+                    read_lossy(&self.log)
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// TCP port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// How many times it was started.
+    pub fn starts(&self) -> u32 {
+        self.starts
+    }
+
+    /// The log of every start so far.
+    pub fn log(&self) -> String {
+        read_lossy(&self.log)
+    }
+
+    /// Panic (with the log) unless the daemon is running.
+    pub fn assert_running(&mut self, context: &str) {
+        let c = self.child.as_mut().unwrap_or_else(|| panic!("shardtgtd is not running at {context}"));
+        if let Some(st) = c.try_wait().expect("try_wait") {
+            self.child = None;
+            panic!("shardtgtd exited by itself ({st}) before {context}\nlog:\n{}", read_lossy(&self.log));
+        }
+    }
+
+    /// SIGKILL (no shutdown path runs) and reap it, so its sockets, files
+    /// and io_uring instances are gone when this returns. Panics if it had
+    /// already exited by itself.
+    pub fn kill(&mut self) {
+        self.assert_running("SIGKILL");
+        let mut c = self.child.take().expect("running");
+        c.kill().expect("SIGKILL shardtgtd");
+        let st = c.wait().expect("reap shardtgtd");
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(st.signal(), Some(libc::SIGKILL), "shardtgtd ended with {st}, not by our SIGKILL");
+        }
+    }
+
+    /// SIGTERM and wait for the exit status (SIGKILL after [`SHUTDOWN_TIMEOUT`],
+    /// then the status is a failure). None when it was not running.
+    pub fn terminate(&mut self) -> Option<ExitStatus> {
+        let mut c = self.child.take()?;
+        if let Some(st) = c.try_wait().ok().flatten() {
+            return Some(st);
+        }
+        send_sigterm(&c);
+        let end = Instant::now() + SHUTDOWN_TIMEOUT;
+        loop {
+            if let Some(st) = c.try_wait().ok().flatten() {
+                return Some(st);
+            }
+            if Instant::now() > end {
+                let _ = c.kill();
+                let _ = c.wait();
+                eprintln!("shardtgtd did not exit within {SHUTDOWN_TIMEOUT:?} of SIGTERM; killed");
+                return Some(failed_status());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            if thread::panicking() {
+                eprintln!("shardtgtd killed on panic; its log ({}):\n{}", self.log.display(), read_lossy(&self.log));
+            }
+        }
+    }
+}
