@@ -193,6 +193,9 @@ pub struct Config {
     /// Account store (`shardtgtadm chap account new`): accounts known to
     /// the daemon, bound to targets by copying them into `target.chap`.
     pub accounts: Vec<AccountDef>,
+    /// Where per-LU state that must survive a restart lives (persistent
+    /// reservations with APTPL, saved mode pages); `None`: not persisted.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// What [`Config::build`] produces.
@@ -252,6 +255,7 @@ struct RawGlobal {
     logout_timeout_ms: Option<Spanned<i64>>,
     max_sessions: Option<Spanned<i64>>,
     workers: Option<Spanned<i64>>,
+    state_dir: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -713,6 +717,20 @@ impl Config {
         limits.max_transfer_len = limits.max_transfer_len.max(limits.max_burst_len);
         let max_sessions = ctx.int(&g.max_sessions, "global.max_sessions", 1, 65_535, 1024)? as usize;
         let workers = ctx.int(&g.workers, "global.workers", 1, 256, DEFAULT_WORKERS as i64)? as usize;
+        let state_dir = match &g.state_dir {
+            None => None,
+            Some(d) => {
+                let p = PathBuf::from(d.get_ref());
+                if !p.is_absolute() {
+                    return Err(ctx.err(
+                        d.span(),
+                        "global.state_dir",
+                        format!("{:?} is not an absolute path", d.get_ref()),
+                    ));
+                }
+                Some(p)
+            }
+        };
 
         let mut portals: Vec<PortalDef> = Vec::new();
         for p in &raw.portal {
@@ -908,7 +926,7 @@ impl Config {
             }
             accounts.push(acc);
         }
-        Ok(Config { shards, max_sessions, limits, portals, targets, discovery_chap, accounts })
+        Ok(Config { shards, max_sessions, limits, portals, targets, discovery_chap, accounts, state_dir })
     }
 
     /// Read and parse a file.
@@ -946,13 +964,28 @@ impl Config {
                 if b.read_only() && !l.read_only {
                     tracing::warn!(target = %t.name, lun = l.lun, "exported read-only: its store cannot be written");
                 }
-                luns.push(self.lu_config(t, l, backends.len(), b.as_ref(), Default::default()));
+                luns.push(self.lu_config(t, l, backends.len(), b.as_ref(), self.lu_shared(t, l)));
                 backends.push(b);
             }
             let lun_indices = luns.iter().map(|l| l.lun).collect();
             targets.push(to_core(t, luns, lun_indices));
         }
         Ok(Built { targets: Arc::new(self.target_set(targets)), backends })
+    }
+
+    /// Fresh shared state for LU `l` of target `t`: with `state_dir`, its
+    /// persistent reservations (APTPL) and saved mode pages are restored from
+    /// and written to `<state_dir>/<target>-lun<N>.pr` (SPC-4 §5.14.2).
+    pub fn lu_shared(&self, t: &TargetDef, l: &LunDef) -> Arc<shardtgt_core::scsi::LuShared> {
+        let Some(dir) = &self.state_dir else { return Arc::default() };
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "state_dir unusable: reservations are not persisted");
+            return Arc::default();
+        }
+        let safe: String =
+            t.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+        let path = dir.join(format!("{safe}-lun{}.pr", l.lun));
+        Arc::new(shardtgt_core::scsi::LuShared::new(Some(path)))
     }
 
     /// The core's view of LU `l` of target `t`, served by backend `b` at

@@ -62,6 +62,9 @@ pub fn to_toml(cfg: &Config) -> String {
     let _ = writeln!(o, "login_timeout_ms = {}", l.login_timeout_ms);
     let _ = writeln!(o, "logout_timeout_ms = {}", l.logout_timeout_ms);
     let _ = writeln!(o, "max_sessions = {}", cfg.max_sessions);
+    if let Some(d) = &cfg.state_dir {
+        let _ = writeln!(o, "state_dir = {}", q(&d.display().to_string()));
+    }
     for p in &cfg.portals {
         let addr = shardtgt_transport_tcp::addr::format_portal(&p.addr);
         let _ = writeln!(o, "\n[[portal]]\naddress = {}\ntpgt = {}", q(&addr), p.tpgt);

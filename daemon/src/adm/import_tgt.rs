@@ -255,6 +255,7 @@ pub fn convert(src: &str, file: &str) -> Import {
         targets,
         discovery_chap: None,
         accounts,
+        state_dir: None,
     };
     Import { config, notes }
 }

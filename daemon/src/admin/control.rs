@@ -109,7 +109,7 @@ impl Live {
                             spec: l.backend.clone(),
                             index,
                             backend: b,
-                            shared: old.map(|o| o.shared.clone()).unwrap_or_default(),
+                            shared: old.map(|o| o.shared.clone()).unwrap_or_else(|| cfg.lu_shared(t, l)),
                         }
                     }
                 };
