@@ -343,6 +343,11 @@ impl Target {
         self.spawned.as_ref().map(|s| read_lossy(&s.log)).unwrap_or_default()
     }
 
+    /// The daemon's process id (None for an external target).
+    pub fn pid(&self) -> Option<u32> {
+        self.spawned.as_ref().map(|s| s.child.id())
+    }
+
     /// Path of the generated config file (None for an external target).
     pub fn config_path(&self) -> Option<&Path> {
         self.spawned.as_ref().map(|s| s.config.as_path())
@@ -432,6 +437,9 @@ fn spawn_daemon(bin: &Path, config: &Path, log: &Path) -> Child {
     let err = out.try_clone().expect("dup log fd");
     let mut cmd = Command::new(bin);
     cmd.arg("--config").arg(config).stdin(Stdio::null()).stdout(out).stderr(err);
+    // Each daemon gets its own admin socket next to its config, so daemons of
+    // tests running in parallel do not share /run/shardtgt/shardtgtd.sock.
+    cmd.arg("--admin-socket").arg(config.with_extension("sock"));
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "info");
     }
@@ -678,6 +686,7 @@ impl DaemonProcess {
         let err = out.try_clone().expect("dup log fd");
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--config").arg(&self.config).stdin(Stdio::null()).stdout(out).stderr(err);
+        cmd.arg("--admin-socket").arg(self.config.with_extension("sock"));
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
@@ -714,6 +723,11 @@ impl DaemonProcess {
     /// How many times it was started.
     pub fn starts(&self) -> u32 {
         self.starts
+    }
+
+    /// The running daemon's process id (None when it is not running).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The log of every start so far.
