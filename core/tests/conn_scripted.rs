@@ -1017,3 +1017,60 @@ fn discovery_chap_applies_to_discovery_sessions() {
     let mut h = harness_with(|s| s.discovery_chap = Some(chap_accounts()));
     h.login(&[]);
 }
+
+#[test]
+fn unsolicited_data_without_a_buffer_fails_the_command_not_the_process() {
+    // EDTL above the largest transfer we take: the command gets no buffer,
+    // and its unsolicited Data-Out must not be copied anywhere.
+    let mut h = Harness::new(small_limits());
+    h.login(&[
+        ("ImmediateData", "No"),
+        ("InitialR2T", "No"),
+        ("MaxBurstLength", "16384"),
+        ("FirstBurstLength", "8192"),
+    ]);
+    let mut cdb = [0u8; 10];
+    cdb[0] = 0x2a;
+    cdb[7..9].copy_from_slice(&0xffffu16.to_be_bytes());
+    let mut cmd = h.scsi_cmd(&cdb, 0xffff * 512, false, true);
+    cmd.final_ = false;
+    let itt = cmd.itt;
+    h.send(&Pdu::ScsiCommand(cmd), &[]);
+    let d = DataOut {
+        final_: true,
+        lun: Lun::from_index(0),
+        itt,
+        ttt: Ttt::RESERVED,
+        expstatsn: h.statsn,
+        datasn: 0,
+        buffer_offset: 0,
+    };
+    h.send(&Pdu::DataOut(d), &[1; 512]);
+    let got = h.recv();
+    assert!(got.iter().any(|(p, _)| matches!(p, Pdu::ScsiResponse(r) if r.status == 0x02)), "{got:?}");
+    assert_eq!(h.conn.state(), ConnState::FullFeature);
+    // A READ(10) sent with the W bit and unsolicited data: its buffer is
+    // sized for the read; the data must not overrun it.
+    let mut cdb = [0u8; 10];
+    cdb[0] = 0x28;
+    cdb[8] = 1;
+    let mut cmd = h.scsi_cmd(&cdb, 8192, true, true);
+    cmd.final_ = false;
+    let itt = cmd.itt;
+    h.send(&Pdu::ScsiCommand(cmd), &[]);
+    let d = DataOut {
+        final_: true,
+        lun: Lun::from_index(0),
+        itt,
+        ttt: Ttt::RESERVED,
+        expstatsn: h.statsn,
+        datasn: 0,
+        buffer_offset: 0,
+    };
+    h.chunk = 1 << 20;
+    h.send(&Pdu::DataOut(d), &[2; 8192]);
+    let _ = h.recv();
+    assert_eq!(h.conn.state(), ConnState::FullFeature);
+    let (_, status, _) = h.read10(0, 1);
+    assert_eq!(status, 0);
+}

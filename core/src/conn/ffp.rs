@@ -701,7 +701,9 @@ impl Connection {
                 failure = Some(Asc::UNEXPECTED_UNSOLICITED_DATA);
             } else if d.datasn != t.unsol_datasn {
                 failure = Some(Asc::DATA_PHASE_ERROR);
-            } else if off != t.received {
+            } else if off != t.received || t.buf.len() < off as usize + data_len {
+                // Out of order, or no buffer behind it: a write whose EDTL we
+                // refuse, or a W-bit command that is not a write.
                 failure = Some(Asc::DATA_OFFSET_ERROR);
             } else {
                 t.unsol_datasn += 1;
@@ -725,6 +727,7 @@ impl Connection {
             } else if off != r.offset + r.received
                 || r.received + len > r.len
                 || (d.final_ && r.received + len != r.len)
+                || t.buf.len() < off as usize + data_len
             {
                 failure = Some(Asc::DATA_OFFSET_ERROR);
             } else {
