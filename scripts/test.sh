@@ -183,6 +183,7 @@ declare -A PKG_OF=(
 	[iscsi-readcapacity16]=libiscsi-bin [iscsi-perf]=libiscsi-bin
 	[python3]=python3 [pgrep]=procps [timeout]=coreutils
 	[cc]=gcc [shellcheck]=shellcheck
+	[ss]=iproute2 [chattr]=e2fsprogs [mkfs.ext4]=e2fsprogs [losetup]=mount [unshare]=util-linux
 )
 
 install_tools() {
