@@ -7,8 +7,27 @@
 //! and the current time (milliseconds, from the caller) come in through
 //! `handle_*` methods, and bytes to send, backend requests and deadlines come
 //! out through `poll_*` methods.
+//!
+//! Nothing the network sends may panic it: outside tests the crate denies
+//! `unwrap`, `expect`, `panic!`, `unreachable!` and unchecked indexing or
+//! slicing (clippy, enforced by `scripts/test.sh`); input that does not fit
+//! gets a precise protocol or SCSI error instead.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::todo,
+        clippy::unimplemented
+    )
+)]
 
 pub mod acl;
+mod bytes;
 pub mod conn;
 pub mod digest;
 pub mod ids;

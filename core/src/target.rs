@@ -53,7 +53,7 @@ pub struct TargetConfig {
 impl TargetConfig {
     /// The LU at `lun`, if configured.
     pub fn lu(&self, lun: u16) -> Option<&LuConfig> {
-        self.luns.binary_search_by_key(&lun, |l| l.lun).ok().map(|i| &self.luns[i])
+        self.luns.binary_search_by_key(&lun, |l| l.lun).ok().and_then(|i| self.luns.get(i))
     }
 }
 

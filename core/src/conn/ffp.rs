@@ -5,6 +5,7 @@
 use super::task::{Phase, R2tState, SENSE_MAX};
 use super::tx::Out;
 use super::{ConnState, Connection, Flow, Held, PendingTmf, TextExchange};
+use crate::bytes::{copy_range, prefix, prefix_mut, range};
 use crate::ids::{Itt, Ttt};
 use crate::pdu::{
     Bhs, DataOut, LogoutReason, LogoutRequest, NopOut, Pdu, RejectReason, ScsiCommand, Snack, TaskAttr, TextRequest,
@@ -54,18 +55,18 @@ impl Connection {
                     }
                 }
                 if immediate {
-                    let data = self.rx[data_at..data_at + data_len].to_vec();
+                    let data = range(&self.rx, data_at, data_len).unwrap_or_default().to_vec();
                     return self.run_pdu(other, data);
                 }
                 match self.order(cmdsn) {
                     Order::Now => {
-                        let data = self.rx[data_at..data_at + data_len].to_vec();
+                        let data = range(&self.rx, data_at, data_len).unwrap_or_default().to_vec();
                         let f = self.run_pdu(other, data);
                         self.advance_exp_cmdsn();
                         f
                     }
                     Order::Hold => {
-                        let data = self.rx[data_at..data_at + data_len].to_vec();
+                        let data = range(&self.rx, data_at, data_len).unwrap_or_default().to_vec();
                         self.held.insert(cmdsn.0, Held::Pdu(other, data));
                         Flow::Continue
                     }
@@ -207,7 +208,7 @@ impl Connection {
     fn send_text_chunk(&mut self, itt: Itt, max_seg: usize) {
         let Some(x) = self.text.as_mut() else { return };
         let end = (x.answer_off + max_seg).min(x.answer.len());
-        let data = x.answer[x.answer_off..end].to_vec();
+        let data = x.answer.get(x.answer_off..end).unwrap_or_default().to_vec();
         x.answer_off = end;
         let more = end < x.answer.len();
         let resp = TextResponse {
@@ -234,7 +235,12 @@ impl Connection {
         };
         for (k, v) in &keys {
             if k == "SendTargets" {
-                let own = self.session.as_ref().and_then(|s| s.target).map(|i| self.targets.targets[i].name.clone());
+                let own = self
+                    .session
+                    .as_ref()
+                    .and_then(|s| s.target)
+                    .and_then(|i| self.targets.targets.get(i))
+                    .map(|t| t.name.clone());
                 // Targets the initiator may not access stay hidden (ACL).
                 let initiator = self.session.as_ref().map_or("", |s| s.initiator_name.as_str()).to_string();
                 let peer = self.peer_ip();
@@ -290,7 +296,11 @@ impl Connection {
             }
             return Flow::Continue;
         };
-        let t = self.tasks.get_mut(slot, gen).expect("just allocated");
+        let Some(t) = self.tasks.get_mut(slot, gen) else {
+            // `alloc` just returned this slot; nothing to run.
+            self.reject(bhs, RejectReason::OUT_OF_RESOURCES);
+            return Flow::Continue;
+        };
         t.lun = cmd.lun;
         t.cmdsn = cmd.cmdsn;
         t.attr = cmd.attr;
@@ -304,8 +314,9 @@ impl Connection {
             // Room for the whole write; reused across tasks (no allocation
             // once the slot's buffer has grown to the working size).
             t.buf.resize(cmd.edtl as usize, 0);
-            t.buf[..data_len].copy_from_slice(&self.rx[data_at..data_at + data_len]);
-            t.received = data_len as u32;
+            // data_len <= EDTL was checked above, so the copy always fits.
+            let copied = copy_range(&mut t.buf, 0, &self.rx, data_at, data_len);
+            t.received = if copied { data_len as u32 } else { 0 };
         } else {
             t.received = 0;
         }
@@ -390,7 +401,7 @@ impl Connection {
         let gen = t.gen;
         let lun_index = t.lun.index();
         let target = self.session.as_ref().and_then(|s| s.target);
-        let Some(target) = target.map(|i| &self.targets.targets[i]) else { return };
+        let Some(target) = target.and_then(|i| self.targets.targets.get(i)) else { return };
         let lu = lun_index.and_then(|i| target.lu(i));
         let mut cdb = [0u8; 260];
         let cdb_len = t.cdb_bytes(&mut cdb);
@@ -408,7 +419,7 @@ impl Connection {
         let ctx = CmdContext {
             lu: lu.map(|l| &l.info),
             luns: &target.lun_indices,
-            cdb: &cdb[..cdb_len],
+            cdb: prefix(&cdb, cdb_len),
             edtl,
             write_bit: t.write,
             read_bit: t.read,
@@ -424,7 +435,7 @@ impl Connection {
             self.finish_with(slot, gen, ScsiStatus::CHECK_CONDITION, Some(sense), 0, 0);
             return;
         }
-        if let Some(plen) = scsi::parameter_list_len(&cdb[..cdb_len]).filter(|_| t.write) {
+        if let Some(plen) = scsi::parameter_list_len(prefix(&cdb, cdb_len)).filter(|_| t.write) {
             // MODE SELECT and friends: collect the parameter list like write
             // data, then run emulation on it (write_progress).
             t.param_list = true;
@@ -496,7 +507,8 @@ impl Connection {
     fn run_parameter_list(&mut self, slot: u32, gen: u32) {
         let Some(t) = self.tasks.get_mut(slot, gen) else { return };
         let lun_index = t.lun.index();
-        let Some(target) = self.session.as_ref().and_then(|s| s.target).map(|i| &self.targets.targets[i]) else {
+        let Some(target) = self.session.as_ref().and_then(|s| s.target).and_then(|i| self.targets.targets.get(i))
+        else {
             return;
         };
         let lu = lun_index.and_then(|i| target.lu(i));
@@ -505,7 +517,7 @@ impl Connection {
         let ctx = CmdContext {
             lu: lu.map(|l| &l.info),
             luns: &target.lun_indices,
-            cdb: &cdb[..cdb_len],
+            cdb: prefix(&cdb, cdb_len),
             edtl: t.edtl,
             write_bit: t.write,
             read_bit: t.read,
@@ -521,7 +533,7 @@ impl Connection {
         });
         let mut scratch = [0u8; 256];
         let need = t.need as usize;
-        let outcome = scsi::execute_with_parameter_list(&ctx, nexus, &t.buf[..need], &mut scratch);
+        let outcome = scsi::execute_with_parameter_list(&ctx, nexus, prefix(&t.buf, need), &mut scratch);
         let spdtl = t.spdtl;
         match outcome {
             Outcome::Done { status, sense, .. } => self.finish_with(slot, gen, status, sense, spdtl, 0),
@@ -603,7 +615,7 @@ impl Connection {
         let Some(io) = t.io else { return };
         let outcome = if io.verify {
             let n = io.len as usize;
-            scsi::complete_verify(&io, status, &t.buf[..n], &t.verify_buf[..n])
+            scsi::complete_verify(&io, status, prefix(&t.buf, n), prefix(&t.verify_buf, n))
         } else {
             scsi::complete_backend(&io, status)
         };
@@ -627,7 +639,7 @@ impl Connection {
         let Some(t) = self.tasks.get_mut(slot, gen) else { return };
         let Some(mut job) = t.job.take() else { return };
         let need = (t.need as usize).min(t.buf.len());
-        let step = job.step(last, &mut t.buf[..need], &mut t.verify_buf);
+        let step = job.step(last, prefix_mut(&mut t.buf, need), &mut t.verify_buf);
         match step {
             scsi::JobStep::Io(io, which) => {
                 t.job = Some(job);
@@ -701,14 +713,12 @@ impl Connection {
                 failure = Some(Asc::UNEXPECTED_UNSOLICITED_DATA);
             } else if d.datasn != t.unsol_datasn {
                 failure = Some(Asc::DATA_PHASE_ERROR);
-            } else if off != t.received || t.buf.len() < off as usize + data_len {
+            } else if off != t.received || !copy_range(&mut t.buf, off as usize, &self.rx, data_at, data_len) {
                 // Out of order, or no buffer behind it: a write whose EDTL we
                 // refuse, or a W-bit command that is not a write.
                 failure = Some(Asc::DATA_OFFSET_ERROR);
             } else {
                 t.unsol_datasn += 1;
-                let start = off as usize;
-                t.buf[start..start + data_len].copy_from_slice(&self.rx[data_at..data_at + data_len]);
                 t.received += len;
                 if d.final_ {
                     t.unsol_pending = false;
@@ -727,12 +737,10 @@ impl Connection {
             } else if off != r.offset + r.received
                 || r.received + len > r.len
                 || (d.final_ && r.received + len != r.len)
-                || t.buf.len() < off as usize + data_len
+                || !copy_range(&mut t.buf, off as usize, &self.rx, data_at, data_len)
             {
                 failure = Some(Asc::DATA_OFFSET_ERROR);
             } else {
-                let start = off as usize;
-                t.buf[start..start + data_len].copy_from_slice(&self.rx[data_at..data_at + data_len]);
                 r.datasn += 1;
                 r.received += len;
                 if d.final_ {
@@ -821,7 +829,7 @@ impl Connection {
     /// Task management (RFC 7143 §11.5, SAM-5 §7).
     fn handle_tmf(&mut self, req: TmfRequest) -> Flow {
         let lun_ok = |c: &Connection, lun: crate::ids::Lun| {
-            let target = c.session.as_ref().and_then(|s| s.target).map(|i| &c.targets.targets[i]);
+            let target = c.session.as_ref().and_then(|s| s.target).and_then(|i| c.targets.targets.get(i));
             lun.index().and_then(|i| target.and_then(|t| t.lu(i))).is_some()
         };
         let mut close_after = false;
@@ -869,7 +877,8 @@ impl Connection {
                 let v = self.tasks.in_use().filter(|(_, t)| t.itt != req.itt).map(|(s, _)| s).collect();
                 close_after = req.function == TmfFunction::TARGET_COLD_RESET;
                 // SAM-5 §6.3: a target reset resets every LU of the target.
-                if let Some(t) = self.session.as_ref().and_then(|s| s.target).map(|i| &self.targets.targets[i]) {
+                if let Some(t) = self.session.as_ref().and_then(|s| s.target).and_then(|i| self.targets.targets.get(i))
+                {
                     for lu in &t.luns {
                         lu.shared.target_reset();
                     }
@@ -916,7 +925,7 @@ impl Connection {
 impl Connection {
     /// The shared state of the LU a TMF names, if configured.
     fn tmf_lu(&self, lun: crate::ids::Lun) -> Option<std::sync::Arc<scsi::LuShared>> {
-        let target = self.session.as_ref().and_then(|s| s.target).map(|i| &self.targets.targets[i])?;
+        let target = self.session.as_ref().and_then(|s| s.target).and_then(|i| self.targets.targets.get(i))?;
         lun.index().and_then(|i| target.lu(i)).map(|l| l.shared.clone())
     }
 }

@@ -220,7 +220,8 @@ impl Connection {
         // Full feature phase: open (or reinstate) the session.
         let Some(neg) = ls.negotiator.as_ref() else { return Flow::Drop };
         let p = neg.params().clone();
-        let target_name = ls.target.map_or("", |i| self.targets.targets[i].name.as_str()).to_string();
+        let target_name =
+            ls.target.and_then(|i| self.targets.targets.get(i)).map_or("", |t| t.name.as_str()).to_string();
         let lease = match self.registry.open(&p.initiator_name, ls.isid, &target_name) {
             Ok(l) => l,
             Err(OpenError::TooManySessions) => return self.login_fail(req, LoginStatus::OUT_OF_RESOURCES),

@@ -74,6 +74,7 @@ mod tx;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use crate::bytes::range;
 use crate::ids::{Cid, Isid, Itt, Tsih, Ttt};
 use crate::pdu::bhs::pad_len;
 use crate::pdu::{Bhs, DecodeError, Opcode, Pdu, RejectReason, BHS_LEN};
@@ -299,8 +300,7 @@ impl Connection {
             self.rx_end -= self.rx_start;
             self.rx_start = 0;
         }
-        let end = self.rx.len();
-        &mut self.rx[self.rx_end..end]
+        self.rx.get_mut(self.rx_end..).unwrap_or_default()
     }
 
     /// `n` bytes were written at the start of the last [`Self::recv_buf`] slice.
@@ -335,7 +335,7 @@ impl Connection {
                 return None;
             }
         }
-        Some(&self.tx_out[self.tx_off..])
+        self.tx_out.get(self.tx_off..)
     }
 
     /// `n` bytes of the last [`Self::poll_transmit`] slice were sent.
@@ -554,7 +554,7 @@ impl Connection {
             if avail < BHS_LEN {
                 return;
             }
-            let Some(bhs) = Bhs::from_slice(&self.rx[self.rx_start..self.rx_end]) else {
+            let Some(bhs) = self.rx.get(self.rx_start..self.rx_end).and_then(Bhs::from_slice) else {
                 return;
             };
             let ahs_len = bhs.total_ahs_len();
@@ -577,10 +577,13 @@ impl Connection {
             let start = self.rx_start;
             self.rx_start += total;
             if hd != 0 {
-                let got = u32::from_le_bytes(
-                    self.rx[start + BHS_LEN + ahs_len..start + BHS_LEN + ahs_len + 4].try_into().unwrap_or([0; 4]),
-                );
-                if crate::digest::crc32c(&self.rx[start..start + BHS_LEN + ahs_len]) != got {
+                let header_end = start + BHS_LEN + ahs_len;
+                let header = self.rx.get(start..header_end);
+                let got = self.rx.get(header_end..).and_then(|b| b.first_chunk::<4>());
+                // (Both ranges lie inside the `total` bytes checked above.)
+                let ok =
+                    matches!((header, got), (Some(h), Some(g)) if crate::digest::crc32c(h) == u32::from_le_bytes(*g));
+                if !ok {
                     // RFC 7143 §7.8: a header digest error leaves framing in
                     // doubt; at ERL 0 the connection is dropped.
                     self.close_now();
@@ -589,9 +592,11 @@ impl Connection {
             }
             let data_at = start + BHS_LEN + ahs_len + hd;
             if dd != 0 {
-                let d = data_at + padded;
-                let got = u32::from_le_bytes(self.rx[d..d + 4].try_into().unwrap_or([0; 4]));
-                if crate::digest::crc32c(&self.rx[data_at..data_at + padded]) != got {
+                let data = range(&self.rx, data_at, padded);
+                let got = self.rx.get(data_at + padded..).and_then(|b| b.first_chunk::<4>());
+                let ok =
+                    matches!((data, got), (Some(d), Some(g)) if crate::digest::crc32c(d) == u32::from_le_bytes(*g));
+                if !ok {
                     // RFC 7143 §7.8: discard the PDU and Reject it with
                     // "data digest error"; commands carrying data cannot be
                     // recovered at ERL 0.
@@ -613,11 +618,11 @@ impl Connection {
     /// Decode and route one PDU whose bytes sit in `self.rx`.
     fn dispatch(&mut self, bhs: &Bhs, ahs_at: usize, ahs_len: usize, data_at: usize, data_len: usize) -> Flow {
         let op = bhs.opcode();
-        let decoded = Pdu::decode(bhs, &self.rx[ahs_at..ahs_at + ahs_len]);
+        let decoded = Pdu::decode(bhs, range(&self.rx, ahs_at, ahs_len).unwrap_or_default());
         if self.state == ConnState::Login {
             return match decoded {
                 Ok(Pdu::LoginRequest(req)) => {
-                    let data = self.rx[data_at..data_at + data_len].to_vec();
+                    let data = range(&self.rx, data_at, data_len).unwrap_or_default().to_vec();
                     self.handle_login(req, &data)
                 }
                 // RFC 7143 §6.3: only Login Requests before full feature phase.

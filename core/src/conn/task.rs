@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use crate::bytes::{copy_prefix, prefix, prefix_mut};
 use crate::ids::{Itt, Lun, Ttt};
 use crate::pdu::TaskAttr;
 use crate::scsi::{IoRequest, ScsiStatus};
@@ -158,13 +159,10 @@ impl Task {
 
     /// The full CDB (16 bytes plus any extended part).
     pub fn cdb_bytes(&self, scratch: &mut [u8; 260]) -> usize {
-        scratch[..16].copy_from_slice(&self.cdb);
+        let (head, tail) = scratch.split_at_mut(16);
+        head.copy_from_slice(&self.cdb);
         match &self.ext_cdb {
-            Some(ext) => {
-                let n = ext.len().min(260 - 16);
-                scratch[16..16 + n].copy_from_slice(&ext[..n]);
-                16 + n
-            }
+            Some(ext) => 16 + copy_prefix(tail, ext),
             None => 16,
         }
     }
@@ -180,8 +178,9 @@ impl Task {
     }
 
     /// The bytes of Data-In at `off..off+len`.
-    pub fn data_in_slice(&self, off: u32, len: u32) -> (&[u8], core::ops::Range<usize>) {
-        (&self.buf, off as usize..(off + len) as usize)
+    /// The `len` bytes of read data at `off` (clipped to the buffer).
+    pub fn data_in_slice(&self, off: u32, len: u32) -> &[u8] {
+        self.buf.get(off as usize..).map(|b| prefix(b, len as usize)).unwrap_or_default()
     }
 
     /// Record the final status and sense.
@@ -242,7 +241,7 @@ impl TaskTable {
 
     pub fn by_itt(&self, itt: Itt) -> Option<(u32, u32)> {
         let slot = *self.by_itt.get(&itt.0)?;
-        Some((slot, self.slots[slot as usize].gen))
+        Some((slot, self.slots.get(slot as usize)?.gen))
     }
 
     pub fn itt_in_use(&self, itt: Itt) -> bool {
@@ -255,7 +254,8 @@ impl TaskTable {
             return None;
         }
         let slot = self.free.pop()?;
-        let t = &mut self.slots[slot as usize];
+        // Free slots index `slots` (they are created together).
+        let t = self.slots.get_mut(slot as usize)?;
         let mut buf = std::mem::take(&mut t.buf);
         let mut verify_buf = std::mem::take(&mut t.verify_buf);
         buf.clear();
@@ -352,13 +352,14 @@ impl TaskTable {
 
     /// Buffer of a backend request (the tag is the slot).
     pub fn io_buffer(&mut self, tag: u32) -> &mut [u8] {
-        let t = &mut self.slots[tag as usize];
-        assert!(t.in_use && t.io_in_flight, "backend_buffer for a tag with no request");
+        let t = self.slots.get_mut(tag as usize).filter(|t| t.in_use && t.io_in_flight);
+        assert!(t.is_some(), "backend_buffer for a tag with no request");
+        let Some(t) = t else { return &mut [] };
         let (len, verify) = t.io.map_or((0, false), |io| (io.len as usize, io.verify));
         if verify {
-            &mut t.verify_buf[..len]
+            prefix_mut(&mut t.verify_buf, len)
         } else {
-            &mut t.buf[..len]
+            prefix_mut(&mut t.buf, len)
         }
     }
 

@@ -5,6 +5,7 @@
 //! task buffer in bounded batches instead of piling up in memory.
 
 use super::{ConnState, Connection, TX_BATCH};
+use crate::bytes::copy_prefix;
 use crate::ids::{Itt, Lun, Ttt};
 use crate::pdu::frame::DigestMode;
 use crate::pdu::{
@@ -157,7 +158,8 @@ impl Connection {
                 };
                 self.write_pdu(&Pdu::R2t(pdu), &[]);
             }
-            Out::Task { .. } => unreachable!("handled in serialize"),
+            // Tasks are emitted by `serialize` itself (they may span batches).
+            Out::Task { .. } => {}
         }
     }
 
@@ -214,9 +216,8 @@ impl Connection {
                     pdu.residual = r;
                     t.status_sent = true;
                 }
-                let (buf, range) = t.data_in_slice(off, seg);
                 let pdu = Pdu::DataIn(pdu);
-                crate::pdu::frame::encode_pdu(&pdu, &buf[range], d, &mut self.tx_next);
+                crate::pdu::frame::encode_pdu(&pdu, t.data_in_slice(off, seg), d, &mut self.tx_next);
                 if with_status {
                     self.statsn = self.statsn.next();
                     self.task_finished(slot, gen);
@@ -254,9 +255,10 @@ impl Connection {
                 if sense_len > 0 {
                     // RFC 7143 §11.4.7: SenseLength (2 bytes) then sense data.
                     let mut data = [0u8; 2 + super::task::SENSE_MAX];
-                    data[..2].copy_from_slice(&(sense_len as u16).to_be_bytes());
-                    data[2..2 + sense_len].copy_from_slice(&sense[..sense_len]);
-                    crate::pdu::frame::encode_pdu(&pdu, &data[..2 + sense_len], d, &mut self.tx_next);
+                    let (len_field, body) = data.split_at_mut(2);
+                    len_field.copy_from_slice(&(sense_len as u16).to_be_bytes());
+                    let n = copy_prefix(body, crate::bytes::prefix(&sense, sense_len));
+                    crate::pdu::frame::encode_pdu(&pdu, crate::bytes::prefix(&data, 2 + n), d, &mut self.tx_next);
                 } else {
                     crate::pdu::frame::encode_pdu(&pdu, &[], d, &mut self.tx_next);
                 }

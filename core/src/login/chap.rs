@@ -117,17 +117,17 @@ pub fn decode_binary(v: &str) -> Option<Vec<u8>> {
     let (prefix, rest) = v.split_at_checked(2)?;
     match prefix {
         "0x" | "0X" => {
-            let digits: Vec<u8> = rest.bytes().collect();
+            let mut digits = rest.as_bytes();
             // An odd number of digits has an implied leading zero.
             let mut out = Vec::with_capacity(digits.len().div_ceil(2));
-            let mut i = 0;
             if digits.len() % 2 == 1 {
-                out.push(hex_val(digits[0])?);
-                i = 1;
+                let (first, tail) = digits.split_first()?;
+                out.push(hex_val(*first)?);
+                digits = tail;
             }
-            while i < digits.len() {
-                out.push(hex_val(digits[i])? << 4 | hex_val(digits[i + 1])?);
-                i += 2;
+            for pair in digits.chunks_exact(2) {
+                let [hi, lo] = pair else { return None };
+                out.push(hex_val(*hi)? << 4 | hex_val(*lo)?);
             }
             (!out.is_empty()).then_some(out)
         }
@@ -167,7 +167,7 @@ fn decode_base64(s: &str) -> Option<Vec<u8>> {
             acc |= val(*c)? << (18 - 6 * i);
         }
         let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..chunk.len()]);
+        out.extend_from_slice(bytes.get(1..chunk.len()).unwrap_or_default());
     }
     (!out.is_empty()).then_some(out)
 }

@@ -115,7 +115,7 @@ impl std::error::Error for TextError {}
 /// RFC 7143 §6.2).
 pub fn parse_keys(data: &[u8]) -> Result<Vec<(String, String)>, TextError> {
     let end = data.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-    let body = &data[..end];
+    let body = crate::bytes::prefix(data, end);
     let mut out = Vec::new();
     if body.is_empty() {
         return Ok(out);
@@ -128,7 +128,8 @@ pub fn parse_keys(data: &[u8]) -> Result<Vec<(String, String)>, TextError> {
             return Err(TextError::EmptyPair { index });
         }
         let eq = item.iter().position(|&b| b == b'=').ok_or(TextError::MissingEquals { index })?;
-        let (key, value) = (&item[..eq], &item[eq + 1..]);
+        let (key, value) = item.split_at(eq);
+        let value = value.get(1..).unwrap_or_default();
         if key.is_empty() {
             return Err(TextError::EmptyKey { index });
         }
@@ -175,8 +176,7 @@ pub fn encode_keys<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> Vec<u8> {
 /// more hex digits), less than 2^64. Anything else is `None`.
 pub fn parse_number(v: &str) -> Option<u64> {
     let b = v.as_bytes();
-    if b.len() > 2 && b[0] == b'0' && (b[1] == b'x' || b[1] == b'X') {
-        let digits = &v[2..];
+    if let Some(digits) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")).filter(|d| !d.is_empty()) {
         if !digits.bytes().all(|c| c.is_ascii_hexdigit()) {
             return None;
         }
@@ -192,7 +192,7 @@ pub fn parse_number(v: &str) -> Option<u64> {
     if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    if b.len() > 1 && b[0] == b'0' {
+    if b.len() > 1 && b.first() == Some(&b'0') {
         return None;
     }
     v.parse::<u64>().ok()
@@ -239,11 +239,10 @@ pub fn is_reserved_answer(v: &str) -> bool {
 /// Whether `k` is a standard-label (RFC 7143 §6.1): a capital letter, then
 /// letters, digits, '.', '-', '+', '@' or '_', at most 63 characters.
 pub fn is_standard_label(k: &str) -> bool {
-    let b = k.as_bytes();
-    !b.is_empty()
-        && b.len() <= MAX_KEY_LEN
-        && b[0].is_ascii_uppercase()
-        && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+' | b'@' | b'_'))
+    let Some((first, rest)) = k.as_bytes().split_first() else { return false };
+    k.len() <= MAX_KEY_LEN
+        && first.is_ascii_uppercase()
+        && rest.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+' | b'@' | b'_'))
 }
 
 /// Whether `k` is an extension key: private "X-..." or IANA-registered

@@ -289,7 +289,8 @@ pub fn key_def(name: &str) -> Option<&'static KeyDef> {
 
 /// The table row of a key (RFC 7143 §13).
 pub fn key_def_by_id(id: KeyId) -> &'static KeyDef {
-    &KEY_TABLE[id as usize]
+    // Every `KeyId` indexes its own row (unit test `table_is_indexed_by_key_id`).
+    KEY_TABLE.get(id as usize).unwrap_or(&KEY_TABLE[0])
 }
 
 /// Why a negotiation failed; [`NegotiationError::login_status`] maps it to
@@ -663,8 +664,7 @@ impl Negotiator {
         // SessionType first: it decides which keys are irrelevant (§13.21).
         let st = keys.iter().position(|(k, _)| k == "SessionType");
         let order = st.into_iter().chain((0..keys.len()).filter(|i| Some(*i) != st));
-        for i in order {
-            let (k, v) = (&keys[i].0, &keys[i].1);
+        for (k, v) in order.filter_map(|i| keys.get(i)) {
             match self.one_login_key(stage, leading, k, v, &mut answers) {
                 Ok(true) => auth_keys.push((k, v)),
                 Ok(false) => {}
@@ -972,7 +972,7 @@ impl Negotiator {
     ) -> Result<(), NegotiationError> {
         let mut out = Vec::new();
         for (i, (k, v)) in keys.iter().enumerate() {
-            if keys[..i].iter().any(|(p, _)| p == k) {
+            if keys.iter().take(i).any(|(p, _)| p == k) {
                 return Err(ierr(format!("{k} sent twice in one text request")));
             }
             let Some(def) = key_def(k) else {

@@ -98,7 +98,7 @@ impl TextReplyCursor {
         let end = if rest <= max_len {
             self.data.len()
         } else {
-            let window = &self.data[start..start + max_len];
+            let window = crate::bytes::range(&self.data, start, max_len).unwrap_or_default();
             match window.iter().rposition(|&b| b == 0) {
                 Some(nul) => start + nul + 1,
                 None => start + max_len,
@@ -107,7 +107,7 @@ impl TextReplyCursor {
         self.pos = end;
         let more = end < self.data.len();
         self.finished = !more;
-        Some((&self.data[start..end], more))
+        Some((self.data.get(start..end).unwrap_or_default(), more))
     }
 
     /// Whether every chunk was handed out (the last one had C=0, RFC 7143 §11.11.2).

@@ -336,31 +336,44 @@ impl Bhs {
         let b = len.to_be_bytes();
         self.0[5..8].copy_from_slice(&b[1..]);
     }
+    /// The `N` bytes at `off`. Offsets are the constants of this module; one
+    /// past the 48 bytes is a bug of ours (debug assertion) and reads as zeros.
+    #[inline]
+    fn field<const N: usize>(&self, off: usize) -> [u8; N] {
+        debug_assert!(off + N <= BHS_LEN, "BHS field {off}+{N}");
+        self.0.get(off..).and_then(|b| b.first_chunk::<N>()).copied().unwrap_or([0; N])
+    }
+    /// Store `v` at `off` (see [`Self::field`]; out of range stores nothing).
+    #[inline]
+    fn put_field<const N: usize>(&mut self, off: usize, v: [u8; N]) {
+        debug_assert!(off + N <= BHS_LEN, "BHS field {off}+{N}");
+        if let Some(b) = self.0.get_mut(off..).and_then(|b| b.first_chunk_mut::<N>()) {
+            *b = v;
+        }
+    }
     /// Big-endian u16 at `off`.
     pub fn u16_at(&self, off: usize) -> u16 {
-        u16::from_be_bytes([self.0[off], self.0[off + 1]])
+        u16::from_be_bytes(self.field(off))
     }
     /// Big-endian u32 at `off`.
     pub fn u32_at(&self, off: usize) -> u32 {
-        u32::from_be_bytes([self.0[off], self.0[off + 1], self.0[off + 2], self.0[off + 3]])
+        u32::from_be_bytes(self.field(off))
     }
     /// Big-endian u64 at `off`.
     pub fn u64_at(&self, off: usize) -> u64 {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&self.0[off..off + 8]);
-        u64::from_be_bytes(b)
+        u64::from_be_bytes(self.field(off))
     }
     /// Store a big-endian u16 at `off`.
     pub fn put_u16(&mut self, off: usize, v: u16) {
-        self.0[off..off + 2].copy_from_slice(&v.to_be_bytes());
+        self.put_field(off, v.to_be_bytes());
     }
     /// Store a big-endian u32 at `off`.
     pub fn put_u32(&mut self, off: usize, v: u32) {
-        self.0[off..off + 4].copy_from_slice(&v.to_be_bytes());
+        self.put_field(off, v.to_be_bytes());
     }
     /// Store a big-endian u64 at `off`.
     pub fn put_u64(&mut self, off: usize, v: u64) {
-        self.0[off..off + 8].copy_from_slice(&v.to_be_bytes());
+        self.put_field(off, v.to_be_bytes());
     }
     /// The Initiator Task Tag (bytes 16..20), common to every PDU.
     pub fn itt(&self) -> u32 {
@@ -368,11 +381,12 @@ impl Bhs {
     }
     /// Byte at `off`.
     pub fn u8_at(&self, off: usize) -> u8 {
-        self.0[off]
+        let [b] = self.field(off);
+        b
     }
     /// Store a byte at `off`.
     pub fn put_u8(&mut self, off: usize, v: u8) {
-        self.0[off] = v;
+        self.put_field(off, [v]);
     }
     /// Whether any bit of `mask` is set in byte 1 (the flags byte).
     pub fn flag(&self, mask: u8) -> bool {
@@ -388,9 +402,7 @@ impl Bhs {
     }
     /// The 8 bytes at `off` (a LUN).
     pub fn bytes8_at(&self, off: usize) -> [u8; 8] {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&self.0[off..off + 8]);
-        b
+        self.field(off)
     }
 }
 

@@ -99,18 +99,16 @@ pub fn pdu_len(ahs_len: usize, data_len: usize, digests: DigestMode) -> usize {
 /// # Panics
 /// If `data` is 2^24 bytes or longer (a caller bug: DataSegmentLength has 24 bits).
 pub fn encode_pdu(pdu: &Pdu, data: &[u8], digests: DigestMode, out: &mut Vec<u8>) {
-    let data_len = u32::try_from(data.len())
-        .ok()
-        .filter(|&l| l <= DATA_LEN_MAX)
-        .unwrap_or_else(|| panic!("data segment length {}", data.len()));
+    let data_len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+    assert!(data_len <= DATA_LEN_MAX, "data segment length {}", data.len());
     let start = out.len();
     pdu.encode_header(data_len, out);
     if digests.header {
-        let hd = crc32c(&out[start..]);
+        let hd = crc32c(out.get(start..).unwrap_or_default());
         out.extend_from_slice(&hd.to_le_bytes());
     }
     out.extend_from_slice(data);
-    let pad = &ZERO_PAD[..pad_len(data.len())];
+    let pad = ZERO_PAD.get(..pad_len(data.len())).unwrap_or_default();
     out.extend_from_slice(pad);
     if digests.data && !data.is_empty() {
         let dd = crc32c_parts(&[data, pad]);
@@ -189,8 +187,8 @@ impl std::error::Error for FrameError {
 
 /// Little-endian u32 digest at `off` (the caller checked the bounds).
 fn digest_at(buf: &[u8], off: usize) -> Option<u32> {
-    let b = buf.get(off..off + DIGEST_LEN)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    let b = buf.get(off..)?.first_chunk::<DIGEST_LEN>()?;
+    Some(u32::from_le_bytes(*b))
 }
 
 /// Decode one PDU from the front of `buf`.
@@ -231,7 +229,7 @@ pub fn decode_pdu(buf: &[u8], digests: DigestMode, max_data_len: u32) -> Result<
     let Some(whole) = buf.get(..len) else {
         return Ok(None);
     };
-    let pdu = Pdu::decode(&bhs, &whole[BHS_LEN..ahs_end])?;
+    let pdu = Pdu::decode(&bhs, whole.get(BHS_LEN..ahs_end).unwrap_or_default())?;
     if digests.data && data_len > 0 {
         let Some(got) = digest_at(whole, padded_end) else {
             return Ok(None);

@@ -260,7 +260,9 @@ impl Pdu {
         });
         bhs.set_total_ahs_len(out.len() - start - BHS_LEN);
         bhs.set_data_len(data_len);
-        out[start..start + BHS_LEN].copy_from_slice(&bhs.0);
+        if let Some(b) = out.get_mut(start..start + BHS_LEN) {
+            b.copy_from_slice(&bhs.0);
+        }
     }
 
     /// The Initiator Task Tag. Reject and Asynchronous Message carry the

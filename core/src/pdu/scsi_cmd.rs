@@ -120,8 +120,8 @@ fn parse_ahs(mut ahs: &[u8], cmd: &mut ScsiCommand) -> Result<(), DecodeError> {
                 if cmd.bidi_read_len.is_some() {
                     return Err(DecodeError::InvalidField("duplicate bidirectional read length AHS"));
                 }
-                let b = body.get(1..5).ok_or(DecodeError::BadAhs)?;
-                cmd.bidi_read_len = Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+                let b = body.get(1..).and_then(|b| b.first_chunk::<4>()).ok_or(DecodeError::BadAhs)?;
+                cmd.bidi_read_len = Some(u32::from_be_bytes(*b));
             }
             _ => {}
         }

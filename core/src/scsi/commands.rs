@@ -90,6 +90,7 @@ use super::sense::{Asc, Sense, SenseKey, DESCRIPTOR_SENSE_MAX_LEN};
 use super::writer::DataIn;
 use super::{ext, pr, xcopy};
 use super::{inquiry, mode, BackendOp, BackendStatus, CmdContext, IoRequest, LuInfo, NexusState, Outcome};
+use crate::bytes::prefix;
 use crate::ids::Lun;
 
 /// Largest data transfer of one READ/WRITE/VERIFY command, in bytes (the
@@ -387,10 +388,11 @@ pub fn execute_with_parameter_list(
         Lookup::UnknownOpcode => return Outcome::check_condition(Sense::invalid_opcode()),
     };
     let len = desc.usage.len();
-    if ctx.cdb.len() < len {
+    // The CONTROL byte is the CDB's last (SAM-5 §5.2).
+    let Some(control) = len.checked_sub(1).and_then(|i| ctx.cdb.get(i)) else {
         return Outcome::check_condition(Sense::invalid_cdb());
-    }
-    if ctx.cdb[len - 1] & cdb::CONTROL_NACA != 0 {
+    };
+    if control & cdb::CONTROL_NACA != 0 {
         return Outcome::check_condition(Sense::invalid_field_in_cdb(len as u16 - 1, Some(2)));
     }
     if let Some(link) = nexus.link.as_ref().filter(|l| l.shared.reserved()) {
@@ -460,8 +462,8 @@ pub fn complete_verify(io: &IoRequest, status: BackendStatus, data_out: &[u8], m
         return complete_backend(io, status);
     }
     let n = io.len as usize;
-    let a = &data_out[..data_out.len().min(n)];
-    let b = &medium[..medium.len().min(n)];
+    let a = prefix(data_out, n);
+    let b = prefix(medium, n);
     let first_diff =
         a.iter().zip(b).position(|(x, y)| x != y).or_else(|| (a.len().min(b.len()) < n).then(|| a.len().min(b.len())));
     match first_diff {
@@ -510,7 +512,7 @@ fn request_sense(ex: &mut Exec<'_, '_>) -> Outcome {
     let mut tmp = [0u8; DESCRIPTOR_SENSE_MAX_LEN];
     let n = sense.encode(desc, &mut tmp);
     let mut w = DataIn::new(ex.buf, alloc);
-    w.bytes(&tmp[..n]);
+    w.bytes(prefix(&tmp, n));
     Outcome::good(w.data_len())
 }
 

@@ -22,6 +22,7 @@ use super::job::{Job, Pattern};
 use super::sense::Sense;
 use super::writer::DataIn;
 use super::{LuInfo, Outcome};
+use crate::bytes::{prefix, range};
 
 /// Largest range one UNMAP or WRITE SAME covers, bytes.
 pub const UNMAP_BYTES_MAX: u64 = 1 << 30;
@@ -198,7 +199,7 @@ pub(crate) fn unmap(ex: &mut Exec<'_, '_>) -> Outcome {
     if plen < 8 || p.len() < 8 {
         return cc(Sense::parameter_list_length_error());
     }
-    let p = &p[..plen.min(p.len())];
+    let p = prefix(p, plen);
     let bd_len = usize::from(cdb::be16(p, 2));
     let (max_lbas, max_desc, _, _) = limits(lu);
     let n = bd_len / 16;
@@ -348,13 +349,15 @@ pub(crate) fn sanitize(ex: &mut Exec<'_, '_>) -> Outcome {
         return bad;
     }
     let n = usize::from(cdb::be16(p, 2));
-    if p[0] & 0x1f == 0 || p[0] & 0xe0 != 0 || n == 0 || n > lu.block_size as usize || 4 + n != plen {
+    let Some(&b0) = p.first() else { return bad };
+    if b0 & 0x1f == 0 || b0 & 0xe0 != 0 || n == 0 || n > lu.block_size as usize || 4 + n != plen {
         return bad;
     }
+    let Some(pattern) = range(p, 4, n) else { return bad };
     if ex.nexus.write_protected(lu) {
         return cc(Sense::write_protected());
     }
-    let pattern = Pattern::Bytes(p[4..4 + n].to_vec());
+    let pattern = Pattern::Bytes(pattern.to_vec());
     let shared = ex.nexus.shared();
     Outcome::Job(Box::new(Job::sanitize(lu.num_blocks, pattern, lu.block_size, shared)))
 }

@@ -6,6 +6,7 @@ use super::commands::{max_transfer_blocks, Exec};
 use super::sense::Sense;
 use super::writer::DataIn;
 use super::{LuInfo, Outcome};
+use crate::bytes::prefix;
 
 /// Version descriptors of the standard INQUIRY data (SPC-4 §6.6.2, table
 /// "Version descriptor values"): SAM-5, iSCSI, SPC-4, SBC-3, SBC-4 (all "no
@@ -216,11 +217,11 @@ fn scsi_name_string(w: &mut DataIn<'_>, assoc_type: u8, name: &str, tpgt: Option
     let content = name_len + suffix_len;
     let padded = (content + 1 + 3) & !3;
     w.bytes(&[iscsi(3), assoc_type, 0x00, padded as u8]);
-    w.bytes(&name.as_bytes()[..name_len]);
+    w.bytes(prefix(name.as_bytes(), name_len));
     if let Some(t) = tpgt {
         w.bytes(b",t,0x");
         for shift in [12u16, 8, 4, 0] {
-            w.u8(b"0123456789abcdef"[usize::from((t >> shift) & 0xf)]);
+            w.u8(b"0123456789abcdef".get(usize::from((t >> shift) & 0xf)).copied().unwrap_or(b'0'));
         }
     }
     w.zeros(padded - content);

@@ -13,6 +13,7 @@
 //! (their scratch buffer, range lists); they are never on the READ/WRITE
 //! path.
 
+use crate::bytes::{copy_prefix, prefix};
 use std::sync::Arc;
 
 use super::commands::complete_backend;
@@ -218,15 +219,15 @@ impl Job {
                     match pattern {
                         Pattern::Zeros => {}
                         Pattern::DataBlock => {
-                            let src = &data[..bs.min(data.len())];
+                            let src = prefix(data, bs);
                             for b in scratch.chunks_mut(bs) {
-                                b[..src.len()].copy_from_slice(src);
+                                copy_prefix(b, src);
                             }
                         }
                         Pattern::Bytes(p) if !p.is_empty() => {
                             for b in scratch.chunks_mut(bs) {
-                                for (i, x) in b.iter_mut().enumerate() {
-                                    *x = p[i % p.len()];
+                                for (x, y) in b.iter_mut().zip(p.iter().cycle()) {
+                                    *x = *y;
                                 }
                             }
                         }
@@ -293,13 +294,13 @@ impl Job {
                                 *m |= *d;
                             }
                         } else {
-                            let cmp = &data[..n.min(data.len())];
+                            let cmp = prefix(data, n);
                             if let Some(off) = cmp.iter().zip(scratch.iter()).position(|(a, b)| a != b) {
                                 self.unlock();
                                 return JobStep::Done(Outcome::check_condition(Sense::miscompare(off as u64)));
                             }
-                            let src = &data[n.min(data.len())..(2 * n).min(data.len())];
-                            scratch[..src.len()].copy_from_slice(src);
+                            let src = data.get(n.min(data.len())..(2 * n).min(data.len())).unwrap_or_default();
+                            copy_prefix(scratch, src);
                         }
                         if let Kind::ReadModifyWrite { phase, .. } = &mut self.kind {
                             *phase = 2;

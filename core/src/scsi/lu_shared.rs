@@ -180,8 +180,9 @@ impl LuShared {
 
     /// The saved mode parameters.
     pub fn saved_mode(&self) -> SavedMode {
-        let g = |i: usize| untri(self.saved[i].load(Ordering::Acquire));
-        SavedMode { wce: g(0), swp: g(1), d_sense: g(2) }
+        let g = |a: &AtomicU8| untri(a.load(Ordering::Acquire));
+        let [wce, swp, d_sense] = &self.saved;
+        SavedMode { wce: g(wce), swp: g(swp), d_sense: g(d_sense) }
     }
 
     /// MODE SELECT with SP = 1: remember `m`'s set values as saved (and

@@ -25,6 +25,7 @@ use super::commands::Exec;
 use super::sense::Sense;
 use super::writer::DataIn;
 use super::{LuInfo, NexusState, Outcome, SavedMode};
+use crate::bytes::prefix;
 
 /// Page codes we implement, ascending (the order of "all pages").
 const PAGES: [u8; 4] = [0x01, 0x08, 0x0a, 0x1c];
@@ -134,8 +135,8 @@ fn mode_sense(ex: &mut Exec<'_, '_>, ten: bool) -> Outcome {
     let pages: &[u8] = if code == 0x3f {
         &PAGES
     } else {
-        match PAGES.iter().position(|&p| p == code) {
-            Some(i) => &PAGES[i..=i],
+        match PAGES.iter().position(|&p| p == code).and_then(|i| PAGES.get(i..=i)) {
+            Some(one) => one,
             None => return Outcome::check_condition(Sense::invalid_field_in_cdb(2, Some(5))),
         }
     };
@@ -181,7 +182,7 @@ fn mode_sense(ex: &mut Exec<'_, '_>, ten: bool) -> Outcome {
             if matches!(code, 0x08 | 0x0a) {
                 p[0] |= 0x80; // PS: saveable
             }
-            w.bytes(&p[..n]);
+            w.bytes(prefix(&p, n));
         }
     }
     let total = w.pos();
@@ -229,7 +230,7 @@ fn mode_select(ex: &mut Exec<'_, '_>, ten: bool) -> Outcome {
     if ex.params.len() < declared {
         return Outcome::check_condition(Sense::parameter_list_length_error());
     }
-    let p = &ex.params[..declared];
+    let p = prefix(ex.params, declared);
     match parse_mode_select(p, ten, lu, ex.nexus) {
         Ok(change) => {
             let shared = ex.nexus.shared();
@@ -276,8 +277,11 @@ fn parse_mode_select(p: &[u8], ten: bool, lu: &LuInfo, nexus: &NexusState) -> Re
     if p.len() < hdr {
         return Err(Sense::parameter_list_length_error());
     }
-    let (bd_len, bd_len_at, long) =
-        if ten { (usize::from(cdb::be16(p, 6)), 6, p[4] & 0x01 != 0) } else { (usize::from(p[3]), 3, false) };
+    let (bd_len, bd_len_at, long) = if ten {
+        (usize::from(cdb::be16(p, 6)), 6, cdb::u8_at(p, 4) & 0x01 != 0)
+    } else {
+        (usize::from(cdb::u8_at(p, 3)), 3, false)
+    };
     let desc_len = if long { 16 } else { 8 };
     if bd_len % desc_len != 0 {
         return Err(bad(bd_len_at, None));
@@ -301,39 +305,41 @@ fn parse_mode_select(p: &[u8], ten: bool, lu: &LuInfo, nexus: &NexusState) -> Re
         at += desc_len;
     }
     let mut change = Change::default();
-    while at < p.len() {
-        if p.len() - at < 2 {
+    let mut rest = p.get(at..).unwrap_or_default();
+    while !rest.is_empty() {
+        let [b0, b1, ..] = *rest else {
             return Err(Sense::parameter_list_length_error());
-        }
-        if p[at] & 0x40 != 0 {
+        };
+        if b0 & 0x40 != 0 {
             return Err(bad(at, Some(6))); // SPF: we have no subpages
         }
-        let code = p[at] & 0x3f;
+        let code = b0 & 0x3f;
         let Some((cur, n)) = page(code, PageControl::Current, lu, nexus) else {
             return Err(bad(at, Some(5)));
         };
-        if usize::from(p[at + 1]) + 2 != n {
+        if usize::from(b1) + 2 != n {
             return Err(bad(at + 1, None));
         }
-        if p.len() - at < n {
+        let Some((pg, tail)) = rest.split_at_checked(n) else {
             return Err(Sense::parameter_list_length_error());
-        }
+        };
         let changeable = page(code, PageControl::Changeable, lu, nexus).map_or([0; PAGE_MAX], |c| c.0);
-        for i in 2..n {
-            let diff = (p[at + i] ^ cur[i]) & !changeable[i];
+        for (i, ((x, c), ch)) in pg.iter().zip(cur.iter()).zip(changeable.iter()).enumerate().skip(2) {
+            let diff = (x ^ c) & !ch;
             if diff != 0 {
                 return Err(bad(at + i, Some(7 - diff.leading_zeros() as u8)));
             }
         }
         match code {
-            0x08 => change.wce = Some(p[at + 2] & 0x04 != 0),
+            0x08 => change.wce = Some(cdb::u8_at(pg, 2) & 0x04 != 0),
             0x0a => {
-                change.d_sense = Some(p[at + 2] & 0x04 != 0);
-                change.swp = Some(p[at + 4] & 0x08 != 0);
+                change.d_sense = Some(cdb::u8_at(pg, 2) & 0x04 != 0);
+                change.swp = Some(cdb::u8_at(pg, 4) & 0x08 != 0);
             }
             _ => {}
         }
         at += n;
+        rest = tail;
     }
     Ok(change)
 }

@@ -15,6 +15,7 @@
 //! - the APTPL state file holds registrations, the reservation and the
 //!   generation, written atomically; without APTPL it is removed.
 
+use crate::bytes::range;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -83,6 +84,11 @@ const REGS_MAX: usize = 256;
 impl PrState {
     fn reg_of(&self, it: &ItNexus) -> Option<usize> {
         self.regs.iter().position(|r| r.matches(it))
+    }
+
+    /// The reservation key of registration `i`.
+    fn key_at(&self, i: usize) -> Option<u64> {
+        self.regs.get(i).map(|r| r.key)
     }
 
     /// Is `it` a reservation holder (SPC-4 §5.13.10: every registrant for
@@ -425,7 +431,7 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
                         }
                         let mut at = 28;
                         while at < 28 + tid_len {
-                            let Some((name, isid, n)) = parse_transport_id(&p[at..28 + tid_len]) else {
+                            let Some((name, isid, n)) = p.get(at..28 + tid_len).and_then(parse_transport_id) else {
                                 return Outcome::check_condition(Sense::invalid_field_in_parameter_list(
                                     at as u16, None,
                                 ));
@@ -451,7 +457,7 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
                     st.pr.regs.extend(new);
                 }
                 Some(i) => {
-                    if sa == 0 && key != st.pr.regs[i].key {
+                    if sa == 0 && st.pr.key_at(i) != Some(key) {
                         return conflict();
                     }
                     if spec_i_pt {
@@ -460,7 +466,9 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
                     if sa_key == 0 {
                         unregister(shared, st, i, my_id);
                     } else {
-                        st.pr.regs[i].key = sa_key;
+                        if let Some(r) = st.pr.regs.get_mut(i) {
+                            r.key = sa_key;
+                        }
                         if let Some(r) = st.pr.reservation.as_mut().filter(|r| !all_registrants(r.rtype)) {
                             if r.holder == it {
                                 r.key = sa_key;
@@ -475,7 +483,7 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
         }
         // RESERVE.
         1 => {
-            let Some(i) = mine.filter(|&i| st.pr.regs[i].key == key) else { return conflict() };
+            let Some(_) = mine.filter(|&i| st.pr.key_at(i) == Some(key)) else { return conflict() };
             if scope != 0 {
                 return Outcome::check_condition(Sense::invalid_field_in_cdb(2, Some(7)));
             }
@@ -484,7 +492,7 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
             }
             match &st.pr.reservation {
                 None => {
-                    st.pr.reservation = Some(Reservation { holder: it.clone(), key: st.pr.regs[i].key, rtype });
+                    st.pr.reservation = Some(Reservation { holder: it.clone(), key, rtype });
                 }
                 Some(r) if st.pr.is_holder(&it) && r.rtype == rtype => {}
                 Some(_) => return conflict(),
@@ -493,7 +501,7 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
         }
         // RELEASE.
         2 => {
-            let Some(_) = mine.filter(|&i| st.pr.regs[i].key == key) else { return conflict() };
+            let Some(_) = mine.filter(|&i| st.pr.key_at(i) == Some(key)) else { return conflict() };
             let Some(r) = st.pr.reservation.clone() else { return Outcome::good(0) };
             if !st.pr.is_holder(&it) {
                 return Outcome::good(0);
@@ -509,7 +517,7 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
         }
         // CLEAR.
         3 => {
-            let Some(_) = mine.filter(|&i| st.pr.regs[i].key == key) else { return conflict() };
+            let Some(_) = mine.filter(|&i| st.pr.key_at(i) == Some(key)) else { return conflict() };
             notify_registrants(shared, st, Sense::unit_attention(Asc::RESERVATIONS_PREEMPTED), Some(&it));
             st.pr.regs.clear();
             st.pr.reservation = None;
@@ -518,7 +526,7 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
         }
         // PREEMPT / PREEMPT AND ABORT.
         4 | 5 => {
-            let Some(_) = mine.filter(|&i| st.pr.regs[i].key == key) else { return conflict() };
+            let Some(_) = mine.filter(|&i| st.pr.key_at(i) == Some(key)) else { return conflict() };
             if scope != 0 {
                 return Outcome::check_condition(Sense::invalid_field_in_cdb(2, Some(7)));
             }
@@ -546,7 +554,7 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
                         .collect();
                     st.pr.regs.retain(|g| g.key != sa_key || g.matches(&it));
                     notify(shared, st, &gone, Sense::unit_attention(Asc::REGISTRATIONS_PREEMPTED));
-                    let k = st.pr.regs[st.pr.reg_of(&it).unwrap_or(0)].key;
+                    let k = st.pr.reg_of(&it).and_then(|i| st.pr.key_at(i)).unwrap_or(key);
                     let changed = r.rtype != rtype;
                     st.pr.reservation = Some(Reservation { holder: it.clone(), key: k, rtype });
                     if changed {
@@ -579,7 +587,7 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
         }
         // REGISTER AND MOVE.
         _ => {
-            let Some(_) = mine.filter(|&i| st.pr.regs[i].key == key) else { return conflict() };
+            let Some(_) = mine.filter(|&i| st.pr.key_at(i) == Some(key)) else { return conflict() };
             let unreg = cdb::u8_at(p, 17) & 0x02 != 0;
             let aptpl = cdb::u8_at(p, 17) & 0x01 != 0;
             let tid_len = cdb::be32(p, 20) as usize;
@@ -593,7 +601,7 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
             if sa_key == 0 {
                 return Outcome::check_condition(Sense::invalid_field_in_parameter_list(8, None));
             }
-            let Some((name, isid, _)) = parse_transport_id(&p[24..24 + tid_len]) else {
+            let Some((name, isid, _)) = range(p, 24, tid_len).and_then(parse_transport_id) else {
                 return Outcome::check_condition(Sense::invalid_field_in_parameter_list(24, None));
             };
             let dest = ItNexus { initiator: name, isid: isid.unwrap_or(0), tpgt: it.tpgt };
@@ -601,7 +609,11 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
                 return Outcome::check_condition(Sense::invalid_field_in_parameter_list(24, None));
             }
             match st.pr.reg_of(&dest) {
-                Some(j) => st.pr.regs[j].key = sa_key,
+                Some(j) => {
+                    if let Some(g) = st.pr.regs.get_mut(j) {
+                        g.key = sa_key;
+                    }
+                }
                 None => st.pr.regs.push(Reg { it: dest.clone(), key: sa_key, all_tg_pt: false }),
             }
             st.pr.reservation = Some(Reservation { holder: dest, key: sa_key, rtype: r.rtype });

@@ -9,6 +9,8 @@
 
 use core::fmt;
 
+use crate::bytes::copy_prefix;
+
 /// Sense key (SPC-4 §4.5.6, table "Sense key descriptions").
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SenseKey(pub u8);
@@ -491,9 +493,7 @@ impl Sense {
         if let Some(sks) = self.sks {
             b[15..18].copy_from_slice(&sks.to_bytes());
         }
-        let n = out.len().min(b.len());
-        out[..n].copy_from_slice(&b[..n]);
-        n
+        copy_prefix(out, &b)
     }
 
     /// Descriptor-format sense data (SPC-4 §4.5.2), response code 72h
@@ -508,23 +508,24 @@ impl Sense {
         b[2] = self.asc.asc();
         b[3] = self.asc.ascq();
         let mut len = 8;
+        let mut push = |d: &[u8]| {
+            if let Some(dst) = b.get_mut(len..len + d.len()) {
+                dst.copy_from_slice(d);
+                len += d.len();
+            }
+        };
         if let Some(info) = self.info {
-            b[len] = 0x00; // descriptor type: information
-            b[len + 1] = 0x0a; // additional length
-            b[len + 2] = 0x80; // VALID
-            b[len + 4..len + 12].copy_from_slice(&info.to_be_bytes());
-            len += 12;
+            let v = info.to_be_bytes();
+            // Descriptor type 00h (information), additional length 0Ah, VALID.
+            push(&[0x00, 0x0a, 0x80, 0, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]]);
         }
         if let Some(sks) = self.sks {
-            b[len] = 0x02; // descriptor type: sense key specific
-            b[len + 1] = 0x06;
-            b[len + 4..len + 7].copy_from_slice(&sks.to_bytes());
-            len += 8;
+            let [s0, s1, s2] = sks.to_bytes();
+            // Descriptor type 02h (sense key specific), additional length 06h.
+            push(&[0x02, 0x06, 0, 0, s0, s1, s2, 0]);
         }
         b[7] = (len - 8) as u8;
-        let n = out.len().min(len);
-        out[..n].copy_from_slice(&b[..n]);
-        n
+        copy_prefix(out, b.get(..len).unwrap_or(&b))
     }
 
     /// Encode in descriptor format when `descriptor` (D_SENSE) is set, else
@@ -544,43 +545,41 @@ impl Sense {
         let code = *data.first()? & 0x7f;
         match code {
             0x70 | 0x71 => {
-                if data.len() < 14 {
+                let [b0, _, b2, i0, i1, i2, i3, _, _, _, _, _, asc, ascq, rest @ ..] = data else {
                     return None;
+                };
+                let key = SenseKey(b2 & 0x0f);
+                let mut s = Sense::new(key, Asc(u16::from_be_bytes([*asc, *ascq])));
+                if b0 & 0x80 != 0 {
+                    s.info = Some(u64::from(u32::from_be_bytes([*i0, *i1, *i2, *i3])));
                 }
-                let key = SenseKey(data[2] & 0x0f);
-                let mut s = Sense::new(key, Asc(u16::from_be_bytes([data[12], data[13]])));
-                if data[0] & 0x80 != 0 {
-                    s.info = Some(u64::from(u32::from_be_bytes([data[3], data[4], data[5], data[6]])));
-                }
-                if data.len() >= 18 {
-                    s.sks = SenseKeySpecific::from_bytes(key, [data[15], data[16], data[17]]);
+                if let [_, k0, k1, k2, ..] = rest {
+                    s.sks = SenseKeySpecific::from_bytes(key, [*k0, *k1, *k2]);
                 }
                 Some(s)
             }
             0x72 | 0x73 => {
-                if data.len() < 8 {
+                let [_, b1, asc, ascq, _, _, _, add_len, ..] = data else {
                     return None;
-                }
-                let key = SenseKey(data[1] & 0x0f);
-                let mut s = Sense::new(key, Asc(u16::from_be_bytes([data[2], data[3]])));
-                let end = data.len().min(8 + usize::from(data[7]));
-                let mut at = 8;
-                while at + 2 <= end {
-                    let ty = data[at];
-                    let dlen = usize::from(data[at + 1]);
-                    let d = &data[at..end.min(at + 2 + dlen)];
-                    match ty {
-                        0x00 if d.len() >= 12 && d[2] & 0x80 != 0 => {
-                            let mut v = [0u8; 8];
-                            v.copy_from_slice(&d[4..12]);
-                            s.info = Some(u64::from_be_bytes(v));
+                };
+                let key = SenseKey(b1 & 0x0f);
+                let mut s = Sense::new(key, Asc(u16::from_be_bytes([*asc, *ascq])));
+                let end = data.len().min(8 + usize::from(*add_len));
+                let mut descs = data.get(8..end).unwrap_or_default();
+                while let [ty, dlen, ..] = descs {
+                    let (d, rest) = descs.split_at_checked(2 + usize::from(*dlen)).unwrap_or((descs, &[]));
+                    match (*ty, d) {
+                        (0x00, [_, _, valid, _, v @ ..]) if *valid & 0x80 != 0 => {
+                            if let Some(v) = v.first_chunk::<8>() {
+                                s.info = Some(u64::from_be_bytes(*v));
+                            }
                         }
-                        0x02 if d.len() >= 7 => {
-                            s.sks = SenseKeySpecific::from_bytes(key, [d[4], d[5], d[6]]);
+                        (0x02, [_, _, _, _, k0, k1, k2, ..]) => {
+                            s.sks = SenseKeySpecific::from_bytes(key, [*k0, *k1, *k2]);
                         }
                         _ => {}
                     }
-                    at += 2 + dlen;
+                    descs = rest;
                 }
                 Some(s)
             }

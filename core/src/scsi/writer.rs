@@ -6,6 +6,8 @@
 //! (SPC-4 §4.2.5.6: the device server stops at the allocation length and
 //! that is not an error). Length fields are patched after the fact.
 
+use crate::bytes::copy_range;
+
 /// See the module documentation.
 #[derive(Debug)]
 pub(crate) struct DataIn<'a> {
@@ -36,7 +38,7 @@ impl<'a> DataIn<'a> {
             return;
         }
         let n = (self.cap - at).min(b.len());
-        self.buf[at..at + n].copy_from_slice(&b[..n]);
+        copy_range(self.buf, at, b, 0, n);
     }
 
     /// Append bytes.
@@ -69,7 +71,9 @@ impl<'a> DataIn<'a> {
     pub(crate) fn zeros(&mut self, n: usize) {
         let start = self.len.min(self.cap);
         let end = self.len.saturating_add(n).min(self.cap);
-        self.buf[start..end].fill(0);
+        if let Some(z) = self.buf.get_mut(start..end) {
+            z.fill(0);
+        }
         self.len = self.len.saturating_add(n);
     }
 

@@ -68,8 +68,8 @@ pub(crate) fn extended_copy(ex: &mut Exec<'_, '_>) -> Outcome {
     if plen < 16 || p.len() < plen {
         return cc(Sense::parameter_list_length_error());
     }
-    let list_id = p[0];
-    let usage = (p[1] >> 3) & 0x03;
+    let list_id = cdb::u8_at(p, 0);
+    let usage = (cdb::u8_at(p, 1) >> 3) & 0x03;
     if usage == 0x03 {
         return cc(Sense::invalid_field_in_parameter_list(1, Some(4)));
     }
@@ -92,8 +92,9 @@ pub(crate) fn extended_copy(ex: &mut Exec<'_, '_>) -> Outcome {
     // CSCD descriptors: identification (E4h) of this LU only.
     let me = naa_designator(lu);
     let mut reachable = [false; CSCD_MAX as usize];
-    for (i, r) in reachable.iter_mut().enumerate().take(ncscd) {
-        let d = &p[16 + i * 32..16 + (i + 1) * 32];
+    let descs = p.get(16..).unwrap_or_default().chunks_exact(32);
+    for (r, d) in reachable.iter_mut().zip(descs).take(ncscd) {
+        let Some(d) = d.first_chunk::<32>() else { break };
         if d[0] != 0xE4 {
             return param(0x2607);
         }
@@ -108,7 +109,7 @@ pub(crate) fn extended_copy(ex: &mut Exec<'_, '_>) -> Outcome {
         if segs.len() >= usize::from(SEGMENTS_MAX) {
             return param(0x2608);
         }
-        let ty = p[at];
+        let ty = cdb::u8_at(p, at);
         let dlen = usize::from(cdb::be16(p, at + 2)) + 4;
         if ty != 0x02 {
             return param(0x2609);
@@ -127,7 +128,8 @@ pub(crate) fn extended_copy(ex: &mut Exec<'_, '_>) -> Outcome {
     // Count the segments before judging them (TOO MANY wins over contents).
     let mut out = Vec::with_capacity(segs.len());
     for (src, dst, blocks, src_lba, dst_lba) in segs {
-        if src >= ncscd || dst >= ncscd || !reachable[src] || !reachable[dst] {
+        let reach = |i: usize| i < ncscd && reachable.get(i).copied().unwrap_or(false);
+        if !reach(src) || !reach(dst) {
             return copy_aborted(Asc::COPY_TARGET_DEVICE_NOT_REACHABLE);
         }
         if blocks > SEGMENT_BLOCKS_MAX
