@@ -580,12 +580,12 @@ fn mode_sense_pages_and_controls() {
     assert_eq!(d, want);
     let d = good(&lu(), &ms6(true, 0, 0x0a, 0, 255));
     assert_eq!(d[4..], PAGE0A);
-    // Changeable values: WCE, D_SENSE and SWP only.
+    // Changeable values: WCE, D_SENSE, SWP and TAS only.
     let d = good(&lu(), &ms6(true, 1, 0x3f, 0, 255));
     let mut want = vec![59, 0, 0x10, 0];
     want.extend_from_slice(&PAGE01);
     want.extend_from_slice(&page08(true));
-    want.extend_from_slice(&[0x8a, 0x0a, 0x04, 0, 0x08, 0, 0, 0, 0, 0, 0, 0]);
+    want.extend_from_slice(&[0x8a, 0x0a, 0x04, 0, 0x08, 0x40, 0, 0, 0, 0, 0, 0]);
     want.extend_from_slice(&PAGE1C);
     assert_eq!(d, want);
     // Default values follow the LU configuration.

@@ -442,3 +442,43 @@ fn wce_is_lu_wide_and_saved_values_survive_reset_and_restart() {
     assert!(!c.write_cache_enabled(&l), "saved WCE restored at start");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// TAS (Control page) is changeable, LU-wide, saveable; PREEMPT AND ABORT
+/// moves the abort generation of exactly the preempted nexuses, PREEMPT and
+/// CLEAR move none.
+#[test]
+fn tas_is_changeable_and_preempt_and_abort_marks_only_the_preempted() {
+    let l = lu(false);
+    let shared = Arc::new(LuShared::default());
+    let mut a = nexus(&shared, "iqn.a", 1);
+    let mut b = nexus(&shared, "iqn.b", 2);
+    let mut c = nexus(&shared, "iqn.c", 3);
+    assert!(shared.tas(), "TAS defaults to 1");
+    let (_, changeable) = run_data(&l, &mut a, &[0x1a, 0x08, 0x4a, 0, 255, 0]);
+    assert_eq!(changeable[4 + 5] & 0x40, 0x40, "TAS changeable");
+    // MODE SELECT(6) SP = 1 with TAS = 0.
+    let page = [0u8, 0, 0, 0, 0x0a, 0x0a, 0x20, 0x10, 0, 0, 0, 0, 0xff, 0xff, 0, 0];
+    assert_eq!(status(&run(&l, &mut a, &[0x15, 0x11, 0, 0, 16, 0], &page)), ScsiStatus::GOOD);
+    assert!(!shared.tas());
+    assert_eq!(run(&l, &mut b, &TUR, &[]).sense().map(|s| s.asc), Some(Asc::MODE_PARAMETERS_CHANGED));
+    let (_, current) = run_data(&l, &mut b, &[0x1a, 0x08, 0x0a, 0, 255, 0]);
+    assert_eq!(current[4 + 5] & 0x40, 0);
+    shared.lun_reset();
+    assert!(!shared.tas(), "the saved TAS = 0 survives a LUN reset");
+    for n in [&mut a, &mut b, &mut c] {
+        assert_eq!(run(&l, n, &TUR, &[]).sense(), Some(Sense::bus_device_reset()));
+    }
+
+    pr_out(&l, &mut a, 0, 0, 0, 0xa);
+    pr_out(&l, &mut b, 0, 0, 0, 0xb);
+    pr_out(&l, &mut c, 0, 0, 0, 0xc);
+    assert_eq!(status(&pr_out(&l, &mut b, 1, 1, 0xb, 0)), ScsiStatus::GOOD);
+    let gens = |n: [&NexusState; 3]| n.map(|x| x.abort_gen());
+    assert_eq!(gens([&a, &b, &c]), [0, 0, 0]);
+    assert_eq!(status(&pr_out(&l, &mut a, 4, 1, 0xa, 0xc)), ScsiStatus::GOOD, "PREEMPT c");
+    assert_eq!(gens([&a, &b, &c]), [0, 0, 0], "PREEMPT aborts nothing");
+    assert_eq!(status(&pr_out(&l, &mut a, 5, 1, 0xa, 0xb)), ScsiStatus::GOOD, "PREEMPT AND ABORT b");
+    assert_eq!(gens([&a, &b, &c]), [0, 1, 0]);
+    assert_eq!(status(&pr_out(&l, &mut a, 3, 0, 0xa, 0)), ScsiStatus::GOOD, "CLEAR");
+    assert_eq!(gens([&a, &b, &c]), [0, 1, 0]);
+}

@@ -310,6 +310,7 @@ impl Connection {
         t.read = cmd.read;
         t.write = cmd.write;
         t.unsol_pending = !cmd.final_;
+        t.abort_gen = cmd.lun.index().and_then(|i| self.nexus.get(&i)).map_or(0, |n| n.abort_gen());
         if cmd.write && cmd.edtl <= lim_xfer {
             // Room for the whole write; reused across tasks (no allocation
             // once the slot's buffer has grown to the working size).
@@ -416,6 +417,13 @@ impl Connection {
             n
         });
         t.reset_epoch = nexus.reset_epoch();
+        if nexus.abort_gen() != t.abort_gen {
+            // PREEMPT AND ABORT from another nexus while the task waited for
+            // its CmdSN or behind an ORDERED task: it never runs
+            // (finish_with answers TASK ABORTED or nothing, as TAS says).
+            self.finish_with(slot, gen, ScsiStatus::GOOD, None, 0, 0);
+            return;
+        }
         let ctx = CmdContext {
             lu: lu.map(|l| &l.info),
             luns: &target.lun_indices,
@@ -561,13 +569,18 @@ impl Connection {
         let nexus = t.lun.index().and_then(|i| self.nexus.get(&i));
         // Fixed or descriptor sense as the LU's D_SENSE says (SPC-4 §7.5.8).
         let d_sense = nexus.is_some_and(|n| n.d_sense);
-        // A reset of the LU by another nexus while the task ran aborted it:
-        // TAS = 1, so it ends with TASK ABORTED (SAM-5 §5.6, SPC-4 §7.5.8).
-        let (status, sense, data_in) = if was_executing && nexus.is_some_and(|n| n.reset_epoch() != t.reset_epoch) {
-            (ScsiStatus::TASK_ABORTED, None, 0)
-        } else {
-            (status, sense, data_in)
-        };
+        // A reset of the LU by another nexus while the task ran, or PREEMPT
+        // AND ABORT by another nexus since it was accepted, aborted it: with
+        // TAS = 1 it ends with TASK ABORTED, with TAS = 0 without a response
+        // (SAM-5 §5.6, SPC-4 §7.5.8). One load each.
+        let by_other =
+            nexus.is_some_and(|n| (was_executing && n.reset_epoch() != t.reset_epoch) || n.abort_gen() != t.abort_gen);
+        if by_other && !nexus.is_none_or(|n| n.tas()) {
+            self.drop_task(slot);
+            return;
+        }
+        let (status, sense, data_in) =
+            if by_other { (ScsiStatus::TASK_ABORTED, None, 0) } else { (status, sense, data_in) };
         t.spdtl = spdtl;
         t.data_in_len = if t.read { data_in } else { 0 };
         match sense {
@@ -580,6 +593,63 @@ impl Connection {
         }
         self.tasks.release_window(slot);
         self.out.push_back(Out::Task { slot, gen });
+    }
+
+    /// End a task without a response (aborted by another nexus with TAS =
+    /// 0): its R2Ts and CAW wait go, its slot and window credit come back.
+    fn drop_task(&mut self, slot: u32) {
+        self.out.retain(|o| !matches!(o, Out::R2t { slot: s, .. } if *s == slot));
+        self.job_wait.retain(|&(s, _)| s != slot);
+        self.tasks.free(slot);
+        self.kick = true;
+    }
+
+    /// PREEMPT AND ABORT from another nexus (SPC-4 §5.13.11.2.5): when the
+    /// abort generation of one of this session's nexuses moved (one load
+    /// per LU the session uses), end its tasks accepted before the move
+    /// that are waiting for Data-Out or for a COMPARE AND WRITE range.
+    /// Tasks with backend I/O in flight end when it completes, and held or
+    /// deferred ones when their turn comes (both through `finish_with` /
+    /// `run_task`); responses already queued stand.
+    pub(super) fn sweep_preempted(&mut self) {
+        let mut moved: Option<Vec<(u16, u64)>> = None;
+        for (&lun, n) in self.nexus.iter_mut() {
+            let Some(l) = n.link.as_mut() else { continue };
+            let g = l.abort.load(std::sync::atomic::Ordering::Acquire);
+            if g != l.abort_seen {
+                l.abort_seen = g;
+                moved.get_or_insert_with(Vec::new).push((lun, g));
+            }
+        }
+        let Some(moved) = moved else { return };
+        let victims: Vec<(u32, u32)> = self
+            .tasks
+            .in_use()
+            .filter(|(_, t)| {
+                t.status.is_none()
+                    && !t.aborted
+                    && !t.io_in_flight
+                    && matches!(t.phase, Phase::WaitData | Phase::Io)
+                    && t.lun.index().is_some_and(|i| moved.iter().any(|&(l, g)| l == i && t.abort_gen != g))
+            })
+            .map(|(s, t)| (s, t.gen))
+            .collect();
+        for (slot, gen) in victims {
+            let Some(t) = self.tasks.get_mut(slot, gen) else { continue };
+            if let Some(mut j) = t.job.take() {
+                j.cancel();
+            }
+            for r in &mut t.r2ts {
+                r.active = false;
+            }
+            // Data-Out still on its way for the task is dropped silently.
+            t.failed = Some(Sense::new(scsi::SenseKey::ABORTED_COMMAND, Asc(0)));
+            let spdtl = t.spdtl;
+            self.out.retain(|o| !matches!(o, Out::R2t { slot: s, .. } if *s == slot));
+            self.job_wait.retain(|&(s, _)| s != slot);
+            self.finish_with(slot, gen, ScsiStatus::GOOD, None, spdtl, 0);
+        }
+        self.kick = true;
     }
 
     fn submit_io(&mut self, slot: u32) {

@@ -313,6 +313,9 @@ impl Connection {
         assert!(self.rx_end + n <= self.rx.len(), "recv_done beyond recv_buf");
         self.rx_end += n;
         self.last_rx_ms = now_ms;
+        if self.state == ConnState::FullFeature {
+            self.sweep_preempted();
+        }
         self.parse_loop();
         if self.kick {
             self.kick_deferred();
@@ -411,6 +414,12 @@ impl Connection {
             // end every task without a response and drop the connection.
             self.close_now();
             return;
+        }
+        if self.state == ConnState::FullFeature {
+            self.sweep_preempted();
+            if self.kick {
+                self.kick_deferred();
+            }
         }
         if !self.job_wait.is_empty() && self.state == ConnState::FullFeature {
             self.retry_waiting_jobs();

@@ -7,6 +7,8 @@
 //!    │ immediate/unsolicited       │  └─► Io(read) ──► backend ──► Done
 //!    │ data lands here             └─► WaitData(write) ─(all data)─► Io ──► Done
 //!    └─ aborted at any point: no response; freed when no backend I/O is in flight
+//!       (aborted by another nexus — its LUN reset, PREEMPT AND ABORT — it
+//!       ends with TASK ABORTED when TAS = 1, once its backend I/O is back)
 //! ```
 
 use std::collections::HashMap;
@@ -109,6 +111,10 @@ pub(super) struct Task {
     pub executing: bool,
     /// The LU's reset epoch when the task started (see `LuShared::reset_epoch`).
     pub reset_epoch: u64,
+    /// The nexus's abort generation when the task was accepted (see
+    /// `LuShared::abort_tasks_of`): a different value later means PREEMPT
+    /// AND ABORT from another nexus aborted it.
+    pub abort_gen: u64,
 }
 
 impl Task {
@@ -154,6 +160,7 @@ impl Task {
             job: None,
             executing: false,
             reset_epoch: 0,
+            abort_gen: 0,
         }
     }
 

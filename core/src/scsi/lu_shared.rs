@@ -35,6 +35,11 @@
 //!   (a [`super::Job`] retried by its connection) until the range is free.
 //! - `sanitizing` is set while a SANITIZE runs: other commands answer NOT
 //!   READY, SANITIZE IN PROGRESS.
+//! - each nexus mailbox has an abort generation (an `Arc<AtomicU64>` its
+//!   connection also holds) that PREEMPT AND ABORT moves: the connection
+//!   loads it when a task starts or finishes and on its tick, and ends the
+//!   tasks it accepted before the move.
+//! - `tas` is the Control page TAS bit (LU-wide, default on).
 //! - `reset_epoch` counts LUN/target resets; a task of another nexus that
 //!   ran across one ends with TASK ABORTED (TAS = 1) — one load when the
 //!   task completes.
@@ -63,9 +68,12 @@
 //!
 //! Known limits: a write already submitted to the backend when a CAW takes
 //! its range is not waited for (only writes that start while the range is
-//! held are); tasks of other nexuses are not aborted at once by a LUN reset
-//! or PREEMPT AND ABORT, they run to completion and (reset only) report
-//! TASK ABORTED; a TARGET RESET releases SPC-2 reservations and restores
+//! held are); tasks of other nexuses are not aborted at once by a LUN reset,
+//! they run to completion and then report TASK ABORTED (or nothing, TAS =
+//! 0); PREEMPT AND ABORT does abort the preempted nexuses' tasks (each
+//! mailbox's abort generation, see [`LuShared::abort_tasks_of`]), but its
+//! own status goes out at once, not after those tasks have ended on their
+//! shards; a TARGET RESET releases SPC-2 reservations and restores
 //! saved mode values but raises no unit attention (the connection contract
 //! in core/tests/conn_scripted.rs has the issuing nexus continue without
 //! one).
@@ -73,7 +81,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::pr::PrState;
 use super::sense::Sense;
@@ -104,6 +112,9 @@ impl ItNexus {
 struct Mailbox {
     it: ItNexus,
     pending: Vec<Sense>,
+    /// Abort generation of this nexus (see [`LuShared::abort_tasks_of`]);
+    /// the nexus's connection holds a clone and loads it.
+    abort: Arc<AtomicU64>,
 }
 
 /// Everything behind the mutex.
@@ -128,14 +139,16 @@ pub struct LuShared {
     reset_epoch: AtomicU64,
     reserved: AtomicBool,
     swp: AtomicBool,
+    /// Control page TAS, LU-wide (0: default, which is on; 1: off; 2: on).
+    tas: AtomicU8,
     caw_active: AtomicU32,
     sanitizing: AtomicBool,
     /// Current WCE of the Caching mode page, LU-wide (0: the LU's
     /// configured default, 1: off, 2: on).
     wce: AtomicU8,
     /// Saved mode parameters (MODE SELECT with SP = 1): WCE, SWP, D_SENSE,
-    /// each 0 (nothing saved: default), 1 (off) or 2 (on).
-    saved: [AtomicU8; 3],
+    /// TAS, each 0 (nothing saved: default), 1 (off) or 2 (on).
+    saved: [AtomicU8; 4],
     state: Mutex<LuState>,
     /// Where the APTPL state lives (`None`: not persisted).
     state_file: Option<PathBuf>,
@@ -165,7 +178,7 @@ impl LuShared {
     }
 
     fn store_saved(&self, m: SavedMode) {
-        for (slot, v) in self.saved.iter().zip([m.wce, m.swp, m.d_sense]) {
+        for (slot, v) in self.saved.iter().zip([m.wce, m.swp, m.d_sense, m.tas]) {
             slot.store(tri(v), Ordering::Release);
         }
     }
@@ -176,20 +189,26 @@ impl LuShared {
         let m = self.saved_mode();
         self.wce.store(tri(m.wce), Ordering::Release);
         self.swp.store(m.swp.unwrap_or(false), Ordering::Release);
+        self.tas.store(tri(m.tas), Ordering::Release);
     }
 
     /// The saved mode parameters.
     pub fn saved_mode(&self) -> SavedMode {
         let g = |a: &AtomicU8| untri(a.load(Ordering::Acquire));
-        let [wce, swp, d_sense] = &self.saved;
-        SavedMode { wce: g(wce), swp: g(swp), d_sense: g(d_sense) }
+        let [wce, swp, d_sense, tas] = &self.saved;
+        SavedMode { wce: g(wce), swp: g(swp), d_sense: g(d_sense), tas: g(tas) }
     }
 
     /// MODE SELECT with SP = 1: remember `m`'s set values as saved (and
     /// write them next to the state file when there is one).
     pub fn save_mode(&self, m: SavedMode) -> std::io::Result<()> {
         let old = self.saved_mode();
-        let merged = SavedMode { wce: m.wce.or(old.wce), swp: m.swp.or(old.swp), d_sense: m.d_sense.or(old.d_sense) };
+        let merged = SavedMode {
+            wce: m.wce.or(old.wce),
+            swp: m.swp.or(old.swp),
+            d_sense: m.d_sense.or(old.d_sense),
+            tas: m.tas.or(old.tas),
+        };
         self.store_saved(merged);
         match &self.state_file {
             Some(p) => {
@@ -225,13 +244,30 @@ impl LuShared {
     }
 
     /// Register a nexus (first command of a session to this LU). Returns
-    /// its id and the current unit attention epoch.
-    pub fn attach(&self, it: ItNexus) -> (u64, u64) {
+    /// its id, the current unit attention epoch and its abort generation
+    /// (see [`Self::abort_tasks_of`]).
+    pub fn attach(&self, it: ItNexus) -> (u64, u64, Arc<AtomicU64>) {
         let mut st = self.lock();
         st.next_id += 1;
         let id = st.next_id;
-        st.mailboxes.insert(id, Mailbox { it, pending: Vec::new() });
-        (id, self.ua_epoch.load(Ordering::Acquire))
+        let abort = Arc::new(AtomicU64::new(0));
+        st.mailboxes.insert(id, Mailbox { it, pending: Vec::new(), abort: abort.clone() });
+        (id, self.ua_epoch.load(Ordering::Acquire), abort)
+    }
+
+    /// PERSISTENT RESERVE OUT with PREEMPT AND ABORT (SPC-4 §5.13.11.2.5):
+    /// every task of the I_T nexuses of initiator ports `its` (name and
+    /// ISID, any target port) on this LU is aborted. Each such nexus's
+    /// abort generation moves; its connection, on whatever shard, sees that
+    /// with one load when it next starts, completes or releases a task (and
+    /// on its 100 ms tick), and ends every task it accepted before the move:
+    /// TASK ABORTED when TAS is set, no response otherwise (SAM-5 §5.6).
+    pub(crate) fn abort_tasks_of(&self, st: &LuState, its: &[ItNexus]) {
+        for m in st.mailboxes.values() {
+            if its.iter().any(|g| g.initiator == m.it.initiator && g.isid == m.it.isid) {
+                m.abort.fetch_add(1, Ordering::AcqRel);
+            }
+        }
     }
 
     /// The nexus is gone (logout, connection loss: SAM-5 I_T nexus loss).
@@ -336,6 +372,22 @@ impl LuShared {
         self.reset_epoch.load(Ordering::Acquire)
     }
 
+    /// Task aborted status (Control mode page TAS, SPC-4 §7.5.8): a task
+    /// aborted by another I_T nexus (its LUN reset, PREEMPT AND ABORT)
+    /// ends with TASK ABORTED when set, without a response otherwise.
+    pub fn tas(&self) -> bool {
+        self.tas.load(Ordering::Relaxed) != 1
+    }
+
+    /// Change TAS from nexus `from`; the other nexuses get MODE PARAMETERS
+    /// CHANGED (the Control page is shared).
+    pub fn set_tas(&self, on: bool, from: Option<u64>) {
+        let was_on = self.tas.swap(tri(Some(on)), Ordering::AcqRel) != 1;
+        if was_on != on {
+            self.post_unit_attention(Sense::mode_parameters_changed(), from);
+        }
+    }
+
     /// Software write protect (Control mode page SWP).
     pub fn swp(&self) -> bool {
         self.swp.load(Ordering::Relaxed)
@@ -425,6 +477,8 @@ pub struct SavedMode {
     pub swp: Option<bool>,
     /// Control page D_SENSE (the starting value of every new nexus).
     pub d_sense: Option<bool>,
+    /// Control page TAS.
+    pub tas: Option<bool>,
 }
 
 impl SavedMode {
@@ -434,7 +488,13 @@ impl SavedMode {
             Some(true) => "1",
             Some(false) => "0",
         };
-        format!("shardtgt-mode 1\nwce {}\nswp {}\nd_sense {}\n", f(self.wce), f(self.swp), f(self.d_sense))
+        format!(
+            "shardtgt-mode 1\nwce {}\nswp {}\nd_sense {}\ntas {}\n",
+            f(self.wce),
+            f(self.swp),
+            f(self.d_sense),
+            f(self.tas)
+        )
     }
 
     fn from_text(text: &str) -> SavedMode {
@@ -449,6 +509,7 @@ impl SavedMode {
                 Some(("wce", x)) => m.wce = v(x),
                 Some(("swp", x)) => m.swp = v(x),
                 Some(("d_sense", x)) => m.d_sense = v(x),
+                Some(("tas", x)) => m.tas = v(x),
                 _ => {}
             }
         }
@@ -495,8 +556,8 @@ mod tests {
     #[test]
     fn unit_attentions_reach_other_nexuses_once() {
         let s = LuShared::default();
-        let (a, ea) = s.attach(ItNexus::new("iqn.a", 1, 1));
-        let (b, _) = s.attach(ItNexus::new("iqn.b", 2, 1));
+        let (a, ea, _) = s.attach(ItNexus::new("iqn.a", 1, 1));
+        let (b, _, _) = s.attach(ItNexus::new("iqn.b", 2, 1));
         s.post_unit_attention(Sense::mode_parameters_changed(), Some(a));
         assert_ne!(s.ua_epoch(), ea);
         assert_eq!(s.take_unit_attentions(a).0, vec![]);

@@ -152,6 +152,11 @@ pub struct NexusLink {
     pub id: u64,
     /// The unit attention epoch last drained.
     pub ua_seen: u64,
+    /// This nexus's abort generation (moved by PREEMPT AND ABORT from any
+    /// nexus, [`LuShared::abort_tasks_of`]).
+    pub abort: Arc<std::sync::atomic::AtomicU64>,
+    /// The abort generation the connection last swept its tasks for.
+    pub abort_seen: u64,
 }
 
 impl NexusState {
@@ -161,8 +166,8 @@ impl NexusState {
             if let Some(d) = shared.saved_mode().d_sense {
                 self.d_sense = d;
             }
-            let (id, ua_seen) = shared.attach(self.it.clone());
-            self.link = Some(NexusLink { shared: shared.clone(), id, ua_seen });
+            let (id, ua_seen, abort) = shared.attach(self.it.clone());
+            self.link = Some(NexusLink { shared: shared.clone(), id, ua_seen, abort, abort_seen: 0 });
         }
     }
 
@@ -185,6 +190,18 @@ impl NexusState {
     /// The LU's reset epoch ([`LuShared::reset_epoch`]); 0 when not attached.
     pub fn reset_epoch(&self) -> u64 {
         self.link.as_ref().map_or(0, |l| l.shared.reset_epoch())
+    }
+
+    /// This nexus's abort generation (one load; 0 when not attached). A
+    /// task that saw an older value when it was accepted has been aborted
+    /// by PREEMPT AND ABORT from another nexus.
+    pub fn abort_gen(&self) -> u64 {
+        self.link.as_ref().map_or(0, |l| l.abort.load(std::sync::atomic::Ordering::Acquire))
+    }
+
+    /// Task aborted status of the LU (Control page TAS; on when not attached).
+    pub fn tas(&self) -> bool {
+        self.link.as_ref().is_none_or(|l| l.shared.tas())
     }
 
     /// This nexus's id in its LU's shared state.

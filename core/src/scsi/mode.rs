@@ -8,13 +8,14 @@
 //!   ORDERED and HEAD OF QUEUE order commands of one connection), QUEUE
 //!   ALGORITHM MODIFIER 1 (unrestricted reordering: backend I/O completes in
 //!   any order), QERR
-//!   00b, TAS 1, BUSY TIMEOUT PERIOD FFFFh (unlimited), D_SENSE changeable
-//!   (per nexus), SWP changeable and shared by every nexus of the LU
+//!   00b, BUSY TIMEOUT PERIOD FFFFh (unlimited), D_SENSE changeable
+//!   (per nexus), SWP and TAS (default 1) changeable and shared by every
+//!   nexus of the LU
 //!   ([`super::LuShared`]; a change raises MODE PARAMETERS CHANGED on the
 //!   others);
 //! - 1Ch Informational Exceptions Control (SPC-4): all zero.
 //!
-//! Saved values: MODE SELECT with SP = 1 saves WCE, SWP and D_SENSE for
+//! Saved values: MODE SELECT with SP = 1 saves WCE, SWP, TAS and D_SENSE for
 //! the LU (written next to its state file when it has one, so they survive
 //! a restart); page control 11b returns them (defaults where nothing was
 //! saved); pages 08h and 0Ah carry PS = 1. A LOGICAL UNIT RESET restores
@@ -62,13 +63,18 @@ fn page(code: u8, pc: PageControl, lu: &LuInfo, nexus: &NexusState) -> Option<([
                 PageControl::Changeable => {
                     p[2] = 0x04; // D_SENSE
                     p[4] = 0x08; // SWP
+                    p[5] = 0x40; // TAS
                 }
                 PageControl::Current | PageControl::Default | PageControl::Saved => {
                     p[2] = 0x20; // TST 001b: a task set per I_T nexus
-                    let (d_sense, swp) = match pc {
-                        PageControl::Current => (nexus.d_sense, nexus.link.as_ref().is_some_and(|l| l.shared.swp())),
-                        PageControl::Saved => (saved.d_sense.unwrap_or(false), saved.swp.unwrap_or(false)),
-                        _ => (false, false),
+                    let (d_sense, swp, tas) = match pc {
+                        PageControl::Current => {
+                            (nexus.d_sense, nexus.link.as_ref().is_some_and(|l| l.shared.swp()), nexus.tas())
+                        }
+                        PageControl::Saved => {
+                            (saved.d_sense.unwrap_or(false), saved.swp.unwrap_or(false), saved.tas.unwrap_or(true))
+                        }
+                        _ => (false, false, true),
                     };
                     if d_sense {
                         p[2] |= 0x04;
@@ -77,7 +83,9 @@ fn page(code: u8, pc: PageControl, lu: &LuInfo, nexus: &NexusState) -> Option<([
                         p[4] = 0x08; // SWP (shared by every nexus)
                     }
                     p[3] = 0x10; // QUEUE ALGORITHM MODIFIER 1, QERR 00b
-                    p[5] = 0x40; // TAS
+                    if tas {
+                        p[5] = 0x40; // TAS (shared by every nexus)
+                    }
                     p[8] = 0xff; // BUSY TIMEOUT PERIOD: unlimited
                     p[9] = 0xff;
                 }
@@ -209,7 +217,7 @@ pub(crate) fn mode_select_10(ex: &mut Exec<'_, '_>) -> Outcome {
 /// parameter list with PF = 0 → INVALID FIELD IN CDB byte 1 bit 4. The
 /// parameter list: a header, block descriptors that must repeat the current
 /// block length (and the current or a zero block count), then pages; only
-/// WCE (Caching), D_SENSE and SWP (Control) may differ from the current values,
+/// WCE (Caching), D_SENSE, SWP and TAS (Control) may differ from the current values,
 /// anything else → INVALID FIELD IN PARAMETER LIST with a field pointer to
 /// the first wrong byte and bit. A list cut short → PARAMETER LIST LENGTH
 /// ERROR. Nothing changes unless the whole list is valid.
@@ -245,8 +253,11 @@ fn mode_select(ex: &mut Exec<'_, '_>, ten: bool) -> Outcome {
             if let Some(swp) = change.swp {
                 shared.set_swp(swp, from);
             }
+            if let Some(tas) = change.tas {
+                shared.set_tas(tas, from);
+            }
             if save {
-                let m = SavedMode { wce: change.wce, swp: change.swp, d_sense: change.d_sense };
+                let m = SavedMode { wce: change.wce, swp: change.swp, d_sense: change.d_sense, tas: change.tas };
                 if shared.save_mode(m).is_err() {
                     return Outcome::check_condition(Sense::new(
                         super::sense::SenseKey::HARDWARE_ERROR,
@@ -266,6 +277,7 @@ struct Change {
     wce: Option<bool>,
     d_sense: Option<bool>,
     swp: Option<bool>,
+    tas: Option<bool>,
 }
 
 fn bad(at: usize, bit: Option<u8>) -> Sense {
@@ -335,6 +347,7 @@ fn parse_mode_select(p: &[u8], ten: bool, lu: &LuInfo, nexus: &NexusState) -> Re
             0x0a => {
                 change.d_sense = Some(cdb::u8_at(pg, 2) & 0x04 != 0);
                 change.swp = Some(cdb::u8_at(pg, 4) & 0x08 != 0);
+                change.tas = Some(cdb::u8_at(pg, 5) & 0x40 != 0);
             }
             _ => {}
         }

@@ -8,8 +8,10 @@
 //!
 //! Decisions:
 //! - scope is LU_SCOPE only (others → INVALID FIELD IN CDB byte 2);
-//! - PREEMPT AND ABORT removes registrations like PREEMPT; tasks of the
-//!   preempted nexuses on other shards are not aborted (they complete);
+//! - PREEMPT AND ABORT removes registrations like PREEMPT and aborts every
+//!   task of the preempted I_T nexuses on the LU, on every shard
+//!   ([`LuShared::abort_tasks_of`]; TASK ABORTED or no response as TAS
+//!   says); its own status does not wait for those tasks to end;
 //! - registrations survive I_T nexus loss and LUN reset; the SPC-2
 //!   reservation does not (SPC-2 §5.5.1);
 //! - the APTPL state file holds registrations, the reservation and the
@@ -534,7 +536,7 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
                 return Outcome::check_condition(Sense::invalid_field_in_cdb(2, Some(3)));
             }
             let res = st.pr.reservation.clone();
-            match res {
+            let gone = match res {
                 Some(r) if all_registrants(r.rtype) && sa_key == 0 => {
                     // Preempt every other registration and take the reservation.
                     let gone: Vec<ItNexus> =
@@ -543,6 +545,7 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
                     notify(shared, st, &gone, Sense::unit_attention(Asc::REGISTRATIONS_PREEMPTED));
                     let k = st.pr.regs.first().map_or(key, |g| g.key);
                     st.pr.reservation = Some(Reservation { holder: it.clone(), key: k, rtype });
+                    gone
                 }
                 Some(r) if !all_registrants(r.rtype) && sa_key == r.key => {
                     let gone: Vec<ItNexus> = st
@@ -560,6 +563,7 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
                     if changed {
                         notify_registrants(shared, st, Sense::unit_attention(Asc::RESERVATIONS_RELEASED), Some(&it));
                     }
+                    gone
                 }
                 _ => {
                     if sa_key == 0 {
@@ -580,7 +584,13 @@ pub(crate) fn pr_out(ex: &mut Exec<'_, '_>) -> Outcome {
                     if st.pr.reservation.as_ref().is_some_and(|r| gone.contains(&r.holder)) {
                         st.pr.reservation = None;
                     }
+                    gone
                 }
+            };
+            if sa == 5 {
+                // PREEMPT AND ABORT (SPC-4 §5.13.11.2.5): every task of the
+                // preempted I_T nexuses is aborted, on whichever shard.
+                shared.abort_tasks_of(st, &gone);
             }
             st.pr.generation = st.pr.generation.wrapping_add(1);
             Outcome::good(0)

@@ -23,6 +23,15 @@ pub const INITIATOR: &str = "iqn.2026-11.test:harness";
 pub const BLOCK: u32 = 512;
 pub const BLOCKS: u64 = 2048;
 
+/// A harness on an existing target set (a second nexus of the same LUs)
+/// with ISID `isid`.
+pub fn harness_on(set: &Arc<TargetSet>, isid: u64) -> Harness {
+    let mut h = Harness::new(set.limits.clone());
+    h.conn = Connection::new(set.clone(), h.registry.clone(), ConnInfo { peer: "test".into(), tpgt: 1 }, 0);
+    h.isid = Isid(isid);
+    h
+}
+
 pub fn target_set(limits: Limits) -> Arc<TargetSet> {
     let info = LuInfo {
         block_size: BLOCK,
@@ -81,6 +90,10 @@ pub struct Harness {
     pub chunk: usize,
     pub registry: Arc<Registry>,
     pub backend_fail: Option<BackendStatus>,
+    /// Leave backend requests outstanding (not served) while set.
+    pub hold_backend: bool,
+    /// Requests taken from the connection while `hold_backend` was set.
+    held_requests: Vec<shardtgt_core::conn::BackendRequest>,
 }
 
 impl Harness {
@@ -105,6 +118,8 @@ impl Harness {
             chunk: 7,
             registry,
             backend_fail: None,
+            hold_backend: false,
+            held_requests: Vec::new(),
         }
     }
 
@@ -139,7 +154,19 @@ impl Harness {
 
     /// Serve every queued backend request from `disk`.
     pub fn serve_backend(&mut self) {
-        while let Some(req) = self.conn.poll_backend() {
+        loop {
+            while let Some(req) = self.conn.poll_backend() {
+                self.held_requests.push(req);
+            }
+            if self.hold_backend || self.held_requests.is_empty() {
+                return;
+            }
+            self.serve_held();
+        }
+    }
+
+    fn serve_held(&mut self) {
+        for req in std::mem::take(&mut self.held_requests) {
             let status = self.backend_fail.unwrap_or(BackendStatus::Ok);
             if status == BackendStatus::Ok {
                 let off = req.offset as usize;
