@@ -71,7 +71,7 @@
 //! held are); tasks of other nexuses are not aborted at once by a LUN reset,
 //! they run to completion and then report TASK ABORTED (or nothing, TAS =
 //! 0); PREEMPT AND ABORT does abort the preempted nexuses' tasks (each
-//! mailbox's abort generation, see [`LuShared::abort_tasks_of`]), but its
+//! mailbox's abort generation, see `LuShared::abort_tasks_of`), but its
 //! own status goes out at once, not after those tasks have ended on their
 //! shards; a TARGET RESET releases SPC-2 reservations and restores
 //! saved mode values but raises no unit attention (the connection contract
@@ -112,7 +112,7 @@ impl ItNexus {
 struct Mailbox {
     it: ItNexus,
     pending: Vec<Sense>,
-    /// Abort generation of this nexus (see [`LuShared::abort_tasks_of`]);
+    /// Abort generation of this nexus (see `LuShared::abort_tasks_of`);
     /// the nexus's connection holds a clone and loads it.
     abort: Arc<AtomicU64>,
 }
@@ -245,7 +245,7 @@ impl LuShared {
 
     /// Register a nexus (first command of a session to this LU). Returns
     /// its id, the current unit attention epoch and its abort generation
-    /// (see [`Self::abort_tasks_of`]).
+    /// (see `LuShared::abort_tasks_of`).
     pub fn attach(&self, it: ItNexus) -> (u64, u64, Arc<AtomicU64>) {
         let mut st = self.lock();
         st.next_id += 1;

@@ -153,7 +153,7 @@ pub struct NexusLink {
     /// The unit attention epoch last drained.
     pub ua_seen: u64,
     /// This nexus's abort generation (moved by PREEMPT AND ABORT from any
-    /// nexus, [`LuShared::abort_tasks_of`]).
+    /// nexus, `LuShared::abort_tasks_of`).
     pub abort: Arc<std::sync::atomic::AtomicU64>,
     /// The abort generation the connection last swept its tasks for.
     pub abort_seen: u64,

@@ -10,7 +10,7 @@
 //! - scope is LU_SCOPE only (others → INVALID FIELD IN CDB byte 2);
 //! - PREEMPT AND ABORT removes registrations like PREEMPT and aborts every
 //!   task of the preempted I_T nexuses on the LU, on every shard
-//!   ([`LuShared::abort_tasks_of`]; TASK ABORTED or no response as TAS
+//!   (`LuShared::abort_tasks_of`; TASK ABORTED or no response as TAS
 //!   says); its own status does not wait for those tasks to end;
 //! - registrations survive I_T nexus loss and LUN reset; the SPC-2
 //!   reservation does not (SPC-2 §5.5.1);
