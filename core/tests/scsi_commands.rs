@@ -26,6 +26,7 @@ fn lu() -> LuInfo {
         target_name: TARGET.into(),
         rel_port_id: 1,
         port_group: 0,
+        port_groups: Vec::new(),
         thin: false,
     }
 }
@@ -902,8 +903,8 @@ fn report_target_port_groups() {
         c.resize(16, 0);
         c
     };
-    assert_eq!(good(&l, &rtpg(0)), [0, 0, 0, 12, 0x00, 0x01, 0, 7, 0, 0, 0, 1, 0, 0, 0, 3]);
-    assert_eq!(good(&l, &rtpg(1)), [0, 0, 0, 16, 0x10, 0, 0, 0, 0x00, 0x01, 0, 7, 0, 0, 0, 1, 0, 0, 0, 3]);
+    assert_eq!(good(&l, &rtpg(0)), [0, 0, 0, 12, 0x00, 0x8f, 0, 7, 0, 0, 0, 1, 0, 0, 0, 3]);
+    assert_eq!(good(&l, &rtpg(1)), [0, 0, 0, 16, 0x10, 0, 0, 0, 0x00, 0x8f, 0, 7, 0, 0, 0, 1, 0, 0, 0, 3]);
     assert_eq!(check(Some(&l), &rtpg(2)), field(1, Some(7)));
 }
 

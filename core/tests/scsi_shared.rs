@@ -24,6 +24,7 @@ fn lu(thin: bool) -> LuInfo {
         target_name: "iqn.2026-11.t:x".into(),
         rel_port_id: 1,
         port_group: 1,
+        port_groups: Vec::new(),
         thin,
     }
 }
@@ -481,4 +482,51 @@ fn tas_is_changeable_and_preempt_and_abort_marks_only_the_preempted() {
     assert_eq!(gens([&a, &b, &c]), [0, 1, 0]);
     assert_eq!(status(&pr_out(&l, &mut a, 3, 0, 0xa, 0)), ScsiStatus::GOOD, "CLEAR");
     assert_eq!(gens([&a, &b, &c]), [0, 1, 0]);
+}
+
+/// ALUA (SPC-4 §5.16): each target port group's state is what REPORT
+/// TARGET PORT GROUPS reports and what a nexus on that group may do; the
+/// other group is unaffected; VPD 83h names the nexus's own port and group.
+#[test]
+fn alua_states_are_reported_and_enforced_per_port_group() {
+    use shardtgt_core::scsi::AluaState;
+    let shared = Arc::new(LuShared::default());
+    let mut on1 = nexus(&shared, "iqn.a", 1);
+    let mut on2 = NexusState::for_initiator("iqn.a", 2, 2);
+    on2.attach(&shared);
+    let rtpg = [0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0];
+    let cases = [
+        (AluaState::ACTIVE_OPTIMIZED, None),
+        (AluaState::ACTIVE_NON_OPTIMIZED, None),
+        (AluaState::STANDBY, Some(Asc::LUN_NOT_ACCESSIBLE_STANDBY)),
+        (AluaState::UNAVAILABLE, Some(Asc::LUN_NOT_ACCESSIBLE_UNAVAILABLE)),
+        (AluaState::TRANSITIONING, Some(Asc::LUN_NOT_ACCESSIBLE_ALUA_TRANSITION)),
+    ];
+    for (state, refused) in cases {
+        let mut l = lu(false);
+        l.port_groups = vec![(1, state), (2, AluaState::ACTIVE_OPTIMIZED)];
+        let (o, d) = run_data(&l, &mut on1, &rtpg);
+        assert_eq!(status(&o), ScsiStatus::GOOD, "{state:?}: RTPG always served");
+        assert_eq!(&d[0..4], &[0, 0, 0, 24], "two 12-byte descriptors");
+        assert_eq!(&d[4..12], &[state.0, 0x8f, 0, 1, 0, 0, 0, 1]);
+        assert_eq!(&d[14..16], &[0, 1], "relative target port 1");
+        assert_eq!(&d[16..20], &[0, 0x8f, 0, 2]);
+        assert_eq!(&d[26..28], &[0, 2]);
+        let read = run(&l, &mut on1, &READ10, &[]);
+        match refused {
+            None => assert!(matches!(read, Outcome::Io(_)), "{state:?}: READ runs"),
+            Some(asc) => assert_eq!(read.sense().map(|s| (s.key, s.asc)), Some((SenseKey::NOT_READY, asc))),
+        }
+        assert!(matches!(run(&l, &mut on2, &READ10, &[]), Outcome::Io(_)), "the other group serves");
+        for cdb in [&[0x12u8, 0, 0, 0, 36, 0][..], &[0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0], &[0x03, 0, 0, 0, 18, 0]] {
+            assert_eq!(status(&run_data(&l, &mut on1, cdb).0), ScsiStatus::GOOD, "{state:?} {cdb:x?}");
+        }
+        let ms = status(&run_data(&l, &mut on1, &[0x1a, 0x08, 0x3f, 0, 255, 0]).0);
+        let ms_ok = !matches!(state, AluaState::UNAVAILABLE | AluaState::TRANSITIONING);
+        assert_eq!(ms == ScsiStatus::GOOD, ms_ok, "{state:?}: MODE SENSE");
+        // VPD 83h: relative target port and target port group of each nexus's own port.
+        let (_, v) = run_data(&l, &mut on2, &[0x12, 1, 0x83, 0, 255, 0]);
+        let find = |ty: u8| v.windows(8).find(|w| w[1] == ty && w[3] == 4).map(|w| [w[6], w[7]]);
+        assert_eq!((find(0x94), find(0x95)), (Some([0, 2]), Some([0, 2])));
+    }
 }

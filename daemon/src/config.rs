@@ -40,7 +40,7 @@ use serde::Deserialize;
 use shardtgt_backends::{BackendError, BackendKind, BackendSpec, DEFAULT_WORKERS};
 use shardtgt_core::acl::{Acl, AclRule};
 use shardtgt_core::login::chap::{ChapAccount, ChapAccounts, SECRET_MAX_LEN, SECRET_MIN_LEN};
-use shardtgt_core::scsi::LuInfo;
+use shardtgt_core::scsi::{AluaState, LuInfo};
 use shardtgt_core::target::{Limits, LuConfig, Portal, TargetConfig, TargetSet};
 use shardtgt_transport_tcp::addr::{format_portal, parse_portal};
 use toml::Spanned;
@@ -173,6 +173,9 @@ pub struct TargetDef {
     pub acl: Vec<String>,
     /// CHAP accounts; `None`: no authentication.
     pub chap: Option<ChapDef>,
+    /// ALUA state of target port groups (portal group tags), ascending by
+    /// tag; a group not listed is active/optimized (SPC-4 §5.16).
+    pub alua: Vec<(u16, AluaState)>,
 }
 
 /// A validated configuration.
@@ -274,6 +277,8 @@ struct RawTarget {
     #[serde(default)]
     acl: Vec<Spanned<String>>,
     chap: Option<RawChap>,
+    #[serde(default)]
+    alua: std::collections::BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     lun: Vec<RawLun>,
 }
@@ -562,6 +567,11 @@ pub fn to_core(t: &TargetDef, luns: Vec<LuConfig>, lun_indices: Vec<u16>) -> Tar
     }
 }
 
+/// The ALUA state names, for messages.
+pub fn alua_names() -> String {
+    AluaState::NAMES.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+}
+
 /// The smallest tid (1..) no target uses.
 pub fn next_tid(targets: &[TargetDef]) -> u32 {
     (1..).find(|t| !targets.iter().any(|o| o.tid == *t)).unwrap_or(1)
@@ -772,6 +782,21 @@ impl Config {
                 acl.push(check_acl_rule(a.get_ref()).map_err(|m| ctx.err(a.span(), "target.acl", m))?);
             }
             let chap = t.chap.as_ref().map(|c| check_chap(&ctx, c, "target.chap")).transpose()?;
+            let mut alua = Vec::new();
+            for (k, v) in &t.alua {
+                let tpgt = k.parse::<u16>().ok().filter(|&g| g != 0).ok_or_else(|| {
+                    ctx.err(v.span(), "target.alua", format!("`{k}` is not a portal group tag (1..=65535)"))
+                })?;
+                let state = AluaState::from_name(v.get_ref()).ok_or_else(|| {
+                    ctx.err(
+                        v.span(),
+                        "target.alua",
+                        format!("unknown ALUA state `{}` (one of {})", v.get_ref(), alua_names()),
+                    )
+                })?;
+                alua.push((tpgt, state));
+            }
+            alua.sort();
             let mut luns: Vec<LunDef> = Vec::new();
             for l in &t.lun {
                 let lun = ctx.int(&Some(l.lun.clone()), "target.lun.lun", 0, 16_383, 0)? as u16;
@@ -909,7 +934,7 @@ impl Config {
                 });
             }
             luns.sort_by_key(|l| l.lun);
-            targets.push(TargetDef { name, tid, alias, luns, acl, chap });
+            targets.push(TargetDef { name, tid, alias, luns, acl, chap, alua });
         }
         // Targets without a tid get the next free ones, in file order.
         for i in 0..targets.len() {
@@ -999,6 +1024,16 @@ impl Config {
         shared: Arc<shardtgt_core::scsi::LuShared>,
     ) -> LuConfig {
         let port_group = self.portals.first().map_or(1, |p| p.tpgt);
+        // One target port group per portal group (SPC-4 §5.16, see
+        // shardtgt_core::scsi::alua), with the target's configured state.
+        let mut port_groups: Vec<(u16, AluaState)> = Vec::new();
+        for p in &self.portals {
+            if !port_groups.iter().any(|(g, _)| *g == p.tpgt) {
+                let state = t.alua.iter().find(|(g, _)| *g == p.tpgt).map_or(AluaState::ACTIVE_OPTIMIZED, |x| x.1);
+                port_groups.push((p.tpgt, state));
+            }
+        }
+        port_groups.sort();
         let revision: String = {
             let v = env!("CARGO_PKG_VERSION");
             let mm: Vec<&str> = v.split('.').take(2).collect();
@@ -1020,6 +1055,7 @@ impl Config {
                 target_name: t.name.clone(),
                 rel_port_id: 1,
                 port_group,
+                port_groups,
                 // RAM LUs zero-fill and UNMAP writes zeros: LBPRZ holds.
                 thin: l.backend.kind == BackendKind::Ram,
             },

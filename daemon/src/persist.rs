@@ -86,6 +86,10 @@ pub fn to_toml(cfg: &Config) -> String {
             let rules: Vec<String> = t.acl.iter().map(|r| q(r)).collect();
             let _ = writeln!(o, "acl = [{}]", rules.join(", "));
         }
+        if !t.alua.is_empty() {
+            let states: Vec<String> = t.alua.iter().map(|(g, s)| format!("{g} = {}", q(s.name()))).collect();
+            let _ = writeln!(o, "alua = {{ {} }}", states.join(", "));
+        }
         if let Some(c) = &t.chap {
             chap(&mut o, "target.chap", c);
         }

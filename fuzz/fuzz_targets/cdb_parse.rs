@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
         target_name: "iqn.2026-11.fuzz:t".into(),
         rel_port_id: 1,
         port_group: 1,
+        port_groups: Vec::new(),
         thin: data[4] & 2 == 2,
     };
     let ctx = CmdContext { lu: Some(&lu), luns: &[0, 1], cdb, edtl, write_bit: false, read_bit: true };

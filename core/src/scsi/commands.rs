@@ -89,7 +89,7 @@ use super::cdb::{self, LbaRange, ScsiOpcode};
 use super::sense::{Asc, Sense, SenseKey, DESCRIPTOR_SENSE_MAX_LEN};
 use super::writer::DataIn;
 use super::{ext, pr, xcopy};
-use super::{inquiry, mode, BackendOp, BackendStatus, CmdContext, IoRequest, LuInfo, NexusState, Outcome};
+use super::{inquiry, mode, AluaState, BackendOp, BackendStatus, CmdContext, IoRequest, LuInfo, NexusState, Outcome};
 use crate::bytes::prefix;
 use crate::ids::Lun;
 
@@ -376,6 +376,13 @@ pub fn execute_with_parameter_list(
     if ctx.lu.is_some() && !exempt {
         if let Some(ua) = nexus.take_unit_attention() {
             return Outcome::check_condition(ua);
+        }
+    }
+    if let Some(lu) = ctx.lu.filter(|l| !l.port_groups.is_empty()) {
+        // SPC-4 §5.16.2.4: what the nexus's target port group state serves.
+        let sa = cdb::u8_at(ctx.cdb, 1) & 0x1f;
+        if let Some(s) = super::alua::refusal(lu.alua_state(nexus.tpgt), op, sa) {
+            return Outcome::check_condition(s);
         }
     }
     if ctx.lu.is_some() && !exempt && nexus.link.as_ref().is_some_and(|l| l.shared.sanitizing()) {
@@ -723,10 +730,12 @@ fn synchronize_cache(ex: &mut Exec<'_, '_>) -> Outcome {
     Outcome::Io(IoRequest { op: BackendOp::Flush, offset, len, fua: false, verify: false })
 }
 
-/// REPORT TARGET PORT GROUPS (SPC-4, MAINTENANCE IN / 0Ah): one target port
-/// group ([`LuInfo::port_group`]) in the active/optimized state with one
-/// target port ([`LuInfo::rel_port_id`]); implicit ALUA (TPGS = 01b in
-/// INQUIRY) makes this command mandatory. PARAMETER DATA FORMAT 000b
+/// REPORT TARGET PORT GROUPS (SPC-4 §6.37, MAINTENANCE IN / 0Ah): every
+/// target port group of [`LuInfo::port_groups`] (id = portal group tag)
+/// with its asymmetric access state and one target port (relative target
+/// port identifier = the tag); with no list, one group
+/// ([`LuInfo::port_group`], port [`LuInfo::rel_port_id`]) active/optimized.
+/// Implicit ALUA (TPGS = 01b in INQUIRY) makes this command mandatory. PARAMETER DATA FORMAT 000b
 /// (length-only header) and 001b (extended header) are supported; others →
 /// INVALID FIELD IN CDB byte 1 bit 7.
 fn report_target_port_groups(ex: &mut Exec<'_, '_>) -> Outcome {
@@ -743,15 +752,19 @@ fn report_target_port_groups(ex: &mut Exec<'_, '_>) -> Outcome {
         w.u8(0); // IMPLICIT TRANSITION TIME
         w.zeros(2);
     }
-    w.u8(0x00); // PREF 0, ASYMMETRIC ACCESS STATE active/optimized
-    w.u8(0x01); // AO_SUP
-    w.u16(lu.port_group);
-    w.u8(0);
-    w.u8(0); // STATUS CODE
-    w.u8(0);
-    w.u8(1); // TARGET PORT COUNT
-    w.zeros(2);
-    w.u16(lu.rel_port_id);
+    let single = [(lu.port_group, AluaState::ACTIVE_OPTIMIZED)];
+    let groups: &[(u16, AluaState)] = if lu.port_groups.is_empty() { &single } else { &lu.port_groups };
+    for &(id, state) in groups {
+        w.u8(state.0); // PREF 0, ASYMMETRIC ACCESS STATE
+        w.u8(super::alua::SUPPORTED);
+        w.u16(id);
+        w.u8(0);
+        w.u8(0); // STATUS CODE
+        w.u8(0);
+        w.u8(1); // TARGET PORT COUNT
+        w.zeros(2);
+        w.u16(if lu.port_groups.is_empty() { lu.rel_port_id } else { id });
+    }
     let total = w.pos();
     w.patch_u32(0, (total - 4) as u32);
     Outcome::good(w.data_len())

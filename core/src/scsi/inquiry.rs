@@ -194,12 +194,15 @@ fn device_identification(w: &mut DataIn<'_>, lu: &LuInfo, tpgt: u16) {
     w.bytes(&[0x02, 0x01, 0x00, (8 + n) as u8]);
     w.ascii(&lu.vendor, 8);
     w.ascii(&lu.serial, n);
+    // The nexus's target port: with ALUA port groups (one per portal
+    // group, see super::alua) both identifiers are its portal group tag.
+    let (rel_port, group) = if lu.port_groups.is_empty() { (lu.rel_port_id, lu.port_group) } else { (tpgt, tpgt) };
     // Relative target port, binary, PIV, association target port.
     w.bytes(&[iscsi(1), 0x94, 0x00, 0x04, 0, 0]);
-    w.u16(lu.rel_port_id);
+    w.u16(rel_port);
     // Target port group.
     w.bytes(&[iscsi(1), 0x95, 0x00, 0x04, 0, 0]);
-    w.u16(lu.port_group);
+    w.u16(group);
     if !lu.target_name.is_empty() {
         scsi_name_string(w, 0x98, &lu.target_name, Some(tpgt));
         scsi_name_string(w, 0xa8, &lu.target_name, None);

@@ -332,6 +332,13 @@ impl LuShared {
         self.post_unit_attention(Sense::reported_luns_changed(), None);
     }
 
+    /// The asymmetric access state of a target port group changed:
+    /// ASYMMETRIC ACCESS STATE CHANGED (2Ah/06h) for every nexus (SPC-4
+    /// §5.16.2.7); the daemon calls it after the new states are in place.
+    pub fn alua_changed(&self) {
+        self.post_unit_attention(Sense::unit_attention(super::sense::Asc::ASYMMETRIC_ACCESS_STATE_CHANGED), None);
+    }
+
     /// The LU was resized: CAPACITY DATA HAS CHANGED (2Ah/09h) for every
     /// nexus (SBC-4 §4.6).
     pub fn capacity_changed(&self) {

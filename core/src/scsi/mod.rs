@@ -19,6 +19,7 @@
 //! The commands, their standards and the decisions taken are listed in
 //! [`commands`].
 
+pub mod alua;
 pub mod cdb;
 pub mod commands;
 mod ext;
@@ -33,6 +34,7 @@ mod xcopy;
 
 use std::sync::Arc;
 
+pub use alua::AluaState;
 pub use job::{Job, JobBuf, JobStep};
 pub use lu_shared::{ItNexus, LuShared, SavedMode};
 
@@ -96,6 +98,21 @@ pub struct LuInfo {
     pub port_group: u16,
     /// Backend reads of unmapped blocks return zeros (LBPRZ); thin provisioning off for now.
     pub thin: bool,
+    /// The target port groups (one per iSCSI portal group: id = portal
+    /// group tag) and their asymmetric access states, ascending by id
+    /// (SPC-4 §5.16). Empty: one group, [`Self::port_group`],
+    /// active/optimized.
+    pub port_groups: Vec<(u16, AluaState)>,
+}
+
+impl LuInfo {
+    /// The asymmetric access state of target port group `tpgt` (the
+    /// portal group a nexus came in on); active/optimized for a group not
+    /// listed. A scan of a list with one entry per portal group: no lock,
+    /// no atomic (the list changes only with a configuration snapshot).
+    pub fn alua_state(&self, tpgt: u16) -> AluaState {
+        self.port_groups.iter().find(|(g, _)| *g == tpgt).map_or(AluaState::ACTIVE_OPTIMIZED, |(_, s)| *s)
+    }
 }
 
 /// Per I_T nexus state that SCSI emulation keeps (sense for REQUEST SENSE,

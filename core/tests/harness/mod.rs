@@ -46,6 +46,7 @@ pub fn target_set(limits: Limits) -> Arc<TargetSet> {
         target_name: TARGET.into(),
         rel_port_id: 1,
         port_group: 1,
+        port_groups: Vec::new(),
         thin: false,
     };
     Arc::new(TargetSet {

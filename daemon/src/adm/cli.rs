@@ -23,6 +23,8 @@ Commands:
   lun resize TARGET LUN SIZE            (grow only)
   portal add ADDRESS [--tpgt N]         (\"10.0.0.1:3260\", \"[::]:3260\")
   portal remove ADDRESS
+  alua set TARGET TPGT STATE            (active-optimized, active-non-optimized,
+                                         standby, unavailable, transitioning)
   acl bind TARGET RULE                  (initiator name, address, CIDR or ALL)
   acl unbind TARGET RULE
   chap account new USER SECRET          (SECRET `-`: read it from stdin)
@@ -220,6 +222,11 @@ pub fn parse(args: &[String]) -> Result<Cli, Usage> {
         }
         ["portal", "add", a] => Request::PortalAdd { address: a.to_string(), tpgt: o.num("tpgt")? },
         ["portal", "remove", a] => Request::PortalRemove { address: a.to_string() },
+        ["alua", "set", t, g, s] => Request::AluaSet {
+            target: t.to_string(),
+            tpgt: g.parse().map_err(|_| Usage(format!("`{g}` is not a portal group tag (1..=65535)")))?,
+            state: s.to_string(),
+        },
         ["acl", "bind", t, r] => Request::AclBind { target: t.to_string(), rule: r.to_string() },
         ["acl", "unbind", t, r] => Request::AclUnbind { target: t.to_string(), rule: r.to_string() },
         ["chap", "account", "new", u, s] => {

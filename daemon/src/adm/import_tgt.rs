@@ -91,7 +91,15 @@ pub fn convert(src: &str, file: &str) -> Import {
                 note("nested <target>: ignored".into());
                 continue;
             }
-            let t = TargetDef { name, tid: 0, alias: None, luns: Vec::new(), acl: Vec::new(), chap: None };
+            let t = TargetDef {
+                name,
+                tid: 0,
+                alias: None,
+                luns: Vec::new(),
+                acl: Vec::new(),
+                chap: None,
+                alua: Vec::new(),
+            };
             cur = Some((t, Vec::new(), LunBuild::default()));
             continue;
         }

@@ -68,6 +68,15 @@ pub fn tree(v: &Value) -> String {
         let _ = writeln!(o, "    o- {} [tid {}{alias}]", s(&t["name"]), s(&t["tid"]));
         let acl: Vec<String> = t["acl"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
         let _ = writeln!(o, "      o- acl: {}", if acl.is_empty() { "ALL".into() } else { acl.join(", ") });
+        let alua: Vec<String> = t["alua"]
+            .as_array()
+            .map(|a| a.iter().map(|g| format!("tpg {} {}", s(&g["tpgt"]), s(&g["state"]))).collect())
+            .unwrap_or_default();
+        let _ = writeln!(
+            o,
+            "      o- alua: {}",
+            if alua.is_empty() { "every port group active-optimized".into() } else { alua.join(", ") }
+        );
         let _ = writeln!(o, "      o- chap: {}", chap_line(&t["chap"]));
         let luns = t["luns"].as_array().cloned().unwrap_or_default();
         let _ = writeln!(o, "      o- luns [{}]", luns.len());

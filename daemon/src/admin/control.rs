@@ -319,6 +319,19 @@ impl Control {
             warn!("only {n} of {} shards took the new configuration", self.pool.len());
         }
         let portals_changed = next.portals != self.cfg.portals;
+        // SPC-4 §5.16.2.7: an ALUA state change (or a port group appearing
+        // or going) is ASYMMETRIC ACCESS STATE CHANGED on every I_T nexus of
+        // the target's LUs — posted after every shard took the new states.
+        for t in &next.targets {
+            let old = self.cfg.targets.iter().find(|o| o.name.eq_ignore_ascii_case(&t.name));
+            if old.is_some_and(|o| o.alua != t.alua) || (old.is_some() && portals_changed) {
+                if let Some((_, tc)) = set.target(&t.name) {
+                    for lu in &tc.luns {
+                        lu.shared.alua_changed();
+                    }
+                }
+            }
+        }
         let kept: Vec<usize> = prepared.lus.values().map(|l| l.index).collect();
         let retired: Vec<usize> = self.live.lus.values().map(|l| l.index).filter(|i| !kept.contains(i)).collect();
         self.live.commit(prepared);

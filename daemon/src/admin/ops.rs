@@ -122,6 +122,7 @@ pub fn mutate(cfg: &Config, req: &Request) -> Result<Config, String> {
                 luns: Vec::new(),
                 acl: Vec::new(),
                 chap: None,
+                alua: Vec::new(),
             });
         }
         Request::TargetDelete { target, .. } => {
@@ -234,6 +235,20 @@ pub fn mutate(cfg: &Config, req: &Request) -> Result<Config, String> {
                 .ok_or_else(|| format!("no portal {}", format_portal(&addr)))?;
             c.portals.remove(i);
         }
+        Request::AluaSet { target, tpgt, state } => {
+            let i = find_target(&c, target)?;
+            if *tpgt == 0 {
+                return Err("tpgt 0 is out of range 1..=65535".into());
+            }
+            let st = shardtgt_core::scsi::AluaState::from_name(state)
+                .ok_or_else(|| format!("unknown ALUA state `{state}` (one of {})", crate::config::alua_names()))?;
+            let t = &mut c.targets[i];
+            t.alua.retain(|(g, _)| g != tpgt);
+            if st != shardtgt_core::scsi::AluaState::ACTIVE_OPTIMIZED {
+                t.alua.push((*tpgt, st));
+                t.alua.sort();
+            }
+        }
         Request::AclBind { target, rule } => {
             let i = find_target(&c, target)?;
             let r = check_acl_rule(rule)?;
@@ -345,6 +360,7 @@ pub fn target_json(t: &TargetDef) -> Value {
         "tid": t.tid,
         "alias": t.alias,
         "acl": t.acl,
+        "alua": t.alua.iter().map(|(g, s)| json!({"tpgt": g, "state": s.name()})).collect::<Vec<_>>(),
         "chap": chap_json(&t.chap),
         "luns": t.luns.iter().map(|l| json!({
             "lun": l.lun,
@@ -521,6 +537,27 @@ mod tests {
         let c = run(&c, r#"{"op":"lun_delete","target":"1","lun":1}"#).unwrap();
         assert_eq!(c.targets[0].luns.len(), 1);
         assert!(run(&c, r#"{"op":"lun_delete","target":"1","lun":1}"#).is_err());
+    }
+
+    #[test]
+    fn alua_states_set_persist_and_refuse_bad_input() {
+        use shardtgt_core::scsi::AluaState;
+        let c = with_target();
+        let c = run(&c, r#"{"op":"alua_set","target":"1","tpgt":1,"state":"standby"}"#).unwrap();
+        let c = run(&c, r#"{"op":"alua_set","target":"1","tpgt":7,"state":"Active/Non-Optimized"}"#).unwrap();
+        assert_eq!(c.targets[0].alua, vec![(1, AluaState::STANDBY), (7, AluaState::ACTIVE_NON_OPTIMIZED)]);
+        let text = to_toml(&c);
+        assert!(text.contains(r#"alua = { 1 = "standby", 7 = "active-non-optimized" }"#), "{text}");
+        assert_eq!(Config::parse(&text, "x").unwrap().targets[0].alua, c.targets[0].alua);
+        assert_eq!(target_json(&c.targets[0])["alua"][0]["state"], "standby");
+        let c = run(&c, r#"{"op":"alua_set","target":"1","tpgt":1,"state":"active-optimized"}"#).unwrap();
+        assert_eq!(c.targets[0].alua, vec![(7, AluaState::ACTIVE_NON_OPTIMIZED)], "the default is not stored");
+        let e = run(&c, r#"{"op":"alua_set","target":"1","tpgt":1,"state":"offline"}"#).unwrap_err();
+        assert!(e.contains("unknown ALUA state `offline`") && e.contains("standby"), "{e}");
+        assert!(run(&c, r#"{"op":"alua_set","target":"1","tpgt":0,"state":"standby"}"#).is_err());
+        assert!(run(&c, r#"{"op":"alua_set","target":"9","tpgt":1,"state":"standby"}"#).unwrap_err().contains("tid 9"));
+        let bad = format!("{}alua = {{ 1 = \"sleepy\" }}\n", to_toml(&with_target()));
+        assert_eq!(Config::parse(&bad, "x").unwrap_err().field, "target.alua");
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! | `lun_resize` | `target`, `lun`, `size` (grow only; ram: refused, data would be lost) | null |
 //! | `portal_add` | `address` (`"10.0.0.1:3260"`, `"[::]:3260"`), `tpgt`? | null |
 //! | `portal_remove` | `address` | null |
+//! | `alua_set` | `target`, `tpgt` (portal group tag = target port group), `state` (`active-optimized`, `active-non-optimized`, `standby`, `unavailable`, `transitioning`) | null |
 //! | `acl_bind` / `acl_unbind` | `target`, `rule` (iSCSI name, address, CIDR or `ALL`) | null |
 //! | `account_new` | `user`, `secret` (12..=256 bytes) | null |
 //! | `account_delete` | `user` (also unbound everywhere) | null |
@@ -170,6 +171,17 @@ pub enum Request {
     PortalRemove {
         /// Address.
         address: String,
+    },
+    /// Set the ALUA state of one target port group of a target (SPC-4
+    /// §5.16); every I_T nexus of its LUs gets ASYMMETRIC ACCESS STATE
+    /// CHANGED.
+    AluaSet {
+        /// Name or tid.
+        target: String,
+        /// Portal group tag (= target port group id).
+        tpgt: u16,
+        /// State name.
+        state: String,
     },
     /// Allow an initiator.
     AclBind {
