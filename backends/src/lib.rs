@@ -32,6 +32,7 @@ mod mem;
 pub mod null;
 pub mod ram;
 pub mod rdwr;
+pub mod sanitize;
 mod store;
 pub mod worker;
 
@@ -39,6 +40,7 @@ pub use file::FileBackend;
 pub use null::NullBackend;
 pub use ram::RamBackend;
 pub use rdwr::RdwrBackend;
+pub use sanitize::ThreadSanitizer;
 
 /// A backing store, shared by every shard.
 ///

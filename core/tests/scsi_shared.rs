@@ -409,6 +409,83 @@ fn sanitize_in_progress_holds_other_commands() {
     assert_eq!(run(&l, &mut a, &cdb4, &short).sense(), Some(Sense::invalid_field_in_cdb(7, None)));
 }
 
+/// A sanitize runner that records what it was asked and lets the test end
+/// the operation.
+#[derive(Debug, Default)]
+struct ManualSanitizer {
+    started: std::sync::Mutex<Vec<shardtgt_core::scsi::SanitizeOp>>,
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+impl shardtgt_core::scsi::Sanitizer for ManualSanitizer {
+    fn start(&self, op: shardtgt_core::scsi::SanitizeOp, _shared: Arc<LuShared>) -> Result<(), String> {
+        if self.refuse.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err("no thread".into());
+        }
+        self.started.lock().unwrap().push(op);
+        Ok(())
+    }
+}
+
+#[test]
+fn background_sanitize_outlives_its_command_and_reports_progress_and_failure() {
+    use shardtgt_core::scsi::JobStep;
+    let l = lu(false);
+    let shared = Arc::new(LuShared::default());
+    let runner = Arc::new(ManualSanitizer::default());
+    shared.sanitize.set_runner(runner.clone());
+    let mut a = nexus(&shared, "iqn.a", 1);
+    let mut b = nexus(&shared, "iqn.b", 2);
+    // OVERWRITE COUNT 3, pattern of 4 bytes, IMMED = 1: GOOD at once.
+    let mut p = vec![0x03, 0, 0, 4];
+    p.extend_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd]);
+    let immed = [0x48, 0x81, 0, 0, 0, 0, 0, 0, 8, 0];
+    assert_eq!(status(&run(&l, &mut a, &immed, &p)), ScsiStatus::GOOD);
+    {
+        let ops = runner.started.lock().unwrap();
+        assert_eq!(ops.len(), 1);
+        assert_eq!((ops[0].passes, ops[0].blocks, ops[0].block_size), (3, 1000, 512));
+        assert_eq!(ops[0].pattern, [0xaa, 0xbb, 0xcc, 0xdd]);
+    }
+    assert!(shared.sanitizing());
+    // Other nexuses: NOT READY, SANITIZE IN PROGRESS with the progress indication.
+    shared.sanitize.report_progress(1, 4);
+    let s = run(&l, &mut b, &TUR, &[]).sense().expect("not ready");
+    assert_eq!(s, Sense::sanitize_in_progress(0x4000));
+    let (o, sense) = run_data(&l, &mut b, &[0x03, 0, 0, 0, 252, 0]);
+    assert_eq!(status(&o), ScsiStatus::GOOD, "REQUEST SENSE answers while sanitizing");
+    assert_eq!((sense[2] & 0x0f, sense[12], sense[13]), (0x02, 0x04, 0x1b));
+    assert_eq!(&sense[15..18], &[0x80, 0x40, 0x00], "SKSV + progress 0x4000");
+    // A second SANITIZE (another nexus) is refused, not started twice.
+    assert_eq!(run(&l, &mut b, &immed, &p).sense().map(|s| s.asc), Some(Asc::SANITIZE_IN_PROGRESS));
+    assert_eq!(runner.started.lock().unwrap().len(), 1);
+    // A LUN reset does not stop it (SBC-4 §4.11.2).
+    shared.lun_reset();
+    assert!(shared.sanitizing());
+    // It fails: medium access refused with 03/31/03; INQUIRY still fine.
+    shared.sanitize.finish(&shared, false);
+    while run(&l, &mut b, &TUR, &[]).sense().is_some_and(|s| s.key == SenseKey::UNIT_ATTENTION) {}
+    assert_eq!(run(&l, &mut b, &READ10, &[]).sense(), Some(Sense::sanitize_failed()));
+    assert_eq!(status(&run(&l, &mut b, &[0x12, 0, 0, 0, 96, 0], &[])), ScsiStatus::GOOD);
+    // IMMED = 0: the command waits for the end of the (new) operation.
+    let wait = [0x48, 0x01, 0, 0, 0, 0, 0, 0, 8, 0];
+    while run(&l, &mut a, &TUR, &[]).sense().is_some_and(|s| s.key == SenseKey::UNIT_ATTENTION) {}
+    let Outcome::Job(mut job) = run(&l, &mut a, &wait, &p) else { panic!("IMMED = 0 waits") };
+    let mut scratch = Vec::new();
+    assert_eq!(job.step(None, &mut [], &mut scratch), JobStep::Wait);
+    assert_eq!(run(&l, &mut b, &READ10, &[]).sense().map(|s| s.asc), Some(Asc::SANITIZE_IN_PROGRESS));
+    // Aborting the waiting command leaves the operation running.
+    job.cancel();
+    assert!(shared.sanitizing());
+    shared.sanitize.finish(&shared, true);
+    assert_eq!(job.step(None, &mut [], &mut scratch), JobStep::Done(Outcome::good(0)));
+    assert_eq!(status(&run(&l, &mut b, &READ10, &[])), ScsiStatus::GOOD, "a successful sanitize clears the failure");
+    // A runner that cannot start: HARDWARE ERROR, and nothing is left marked as running.
+    runner.refuse.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(run(&l, &mut a, &immed, &p).sense(), Some(Sense::internal_target_failure()));
+    assert!(!shared.sanitizing());
+}
+
 #[test]
 fn wce_is_lu_wide_and_saved_values_survive_reset_and_restart() {
     let dir = std::env::temp_dir().join(format!("shardtgt-mode-{}", std::process::id()));

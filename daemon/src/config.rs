@@ -64,6 +64,14 @@ alias = "default"
   block_size = 512
 "#;
 
+/// Default pace of SANITIZE OVERWRITE, MiB/s: about what one hard disk
+/// writes sequentially, so a background sanitize leaves most of a shared
+/// store's bandwidth to the other LUs (`global.sanitize_rate_mib`).
+pub const DEFAULT_SANITIZE_RATE_MIB: u64 = 128;
+
+/// Bytes in a MiB.
+pub const MIB: u64 = 1 << 20;
+
 /// Name used for the embedded default in messages.
 pub const EMBEDDED_NAME: &str = "<built-in default>";
 
@@ -199,6 +207,8 @@ pub struct Config {
     /// Where per-LU state that must survive a restart lives (persistent
     /// reservations with APTPL, saved mode pages); `None`: not persisted.
     pub state_dir: Option<PathBuf>,
+    /// Pace of SANITIZE OVERWRITE in bytes per second (0: unpaced).
+    pub sanitize_rate: u64,
 }
 
 /// What [`Config::build`] produces.
@@ -259,6 +269,7 @@ struct RawGlobal {
     max_sessions: Option<Spanned<i64>>,
     workers: Option<Spanned<i64>>,
     state_dir: Option<Spanned<String>>,
+    sanitize_rate_mib: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -727,6 +738,10 @@ impl Config {
         limits.max_transfer_len = limits.max_transfer_len.max(limits.max_burst_len);
         let max_sessions = ctx.int(&g.max_sessions, "global.max_sessions", 1, 65_535, 1024)? as usize;
         let workers = ctx.int(&g.workers, "global.workers", 1, 256, DEFAULT_WORKERS as i64)? as usize;
+        let sanitize_rate =
+            ctx.int(&g.sanitize_rate_mib, "global.sanitize_rate_mib", 0, 1 << 20, DEFAULT_SANITIZE_RATE_MIB as i64)?
+                as u64
+                * MIB;
         let state_dir = match &g.state_dir {
             None => None,
             Some(d) => {
@@ -951,7 +966,17 @@ impl Config {
             }
             accounts.push(acc);
         }
-        Ok(Config { shards, max_sessions, limits, portals, targets, discovery_chap, accounts, state_dir })
+        Ok(Config {
+            shards,
+            max_sessions,
+            limits,
+            portals,
+            targets,
+            discovery_chap,
+            accounts,
+            state_dir,
+            sanitize_rate,
+        })
     }
 
     /// Read and parse a file.
@@ -989,7 +1014,7 @@ impl Config {
                 if b.read_only() && !l.read_only {
                     tracing::warn!(target = %t.name, lun = l.lun, "exported read-only: its store cannot be written");
                 }
-                luns.push(self.lu_config(t, l, backends.len(), b.as_ref(), self.lu_shared(t, l)));
+                luns.push(self.lu_config(t, l, backends.len(), &b, self.lu_shared(t, l)));
                 backends.push(b);
             }
             let lun_indices = luns.iter().map(|l| l.lun).collect();
@@ -1020,9 +1045,17 @@ impl Config {
         t: &TargetDef,
         l: &LunDef,
         backend: usize,
-        b: &dyn shardtgt_backends::Backend,
+        b: &Arc<dyn shardtgt_backends::Backend>,
         shared: Arc<shardtgt_core::scsi::LuShared>,
     ) -> LuConfig {
+        // SBC-4 §4.11: sanitize operations run beside the shards and outlive
+        // the command that starts them.
+        let name = format!("{} LUN {}", t.name, l.lun);
+        shared.sanitize.set_runner(Arc::new(shardtgt_backends::ThreadSanitizer::new(
+            b.clone(),
+            self.sanitize_rate,
+            name,
+        )));
         let port_group = self.portals.first().map_or(1, |p| p.tpgt);
         // One target port group per portal group (SPC-4 §5.16, see
         // shardtgt_core::scsi::alua), with the target's configured state.

@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use crate::config::{AccountDef, ChapDef, Config};
+use crate::config::{AccountDef, ChapDef, Config, MIB};
 
 /// Config-file name of a backend kind.
 pub fn kind_name(k: shardtgt_backends::BackendKind) -> &'static str {
@@ -62,6 +62,7 @@ pub fn to_toml(cfg: &Config) -> String {
     let _ = writeln!(o, "login_timeout_ms = {}", l.login_timeout_ms);
     let _ = writeln!(o, "logout_timeout_ms = {}", l.logout_timeout_ms);
     let _ = writeln!(o, "max_sessions = {}", cfg.max_sessions);
+    let _ = writeln!(o, "sanitize_rate_mib = {}", cfg.sanitize_rate / MIB);
     if let Some(d) = &cfg.state_dir {
         let _ = writeln!(o, "state_dir = {}", q(&d.display().to_string()));
     }

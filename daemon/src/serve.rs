@@ -101,6 +101,15 @@ pub fn run(cfg: &Config, paths: &Paths, signals: &Signals) -> Result<(), RunErro
         plural(cfg.lun_count(), "LUN"),
         admin.as_ref().map_or("none".to_string(), |a| a.path().display().to_string())
     );
+    // SBC-4 §4.11.2: a sanitize operation interrupted by the last stop
+    // continues (recorded under state_dir).
+    for t in &prepared.set.targets {
+        for l in &t.luns {
+            if l.shared.sanitize.resume(&l.shared) {
+                warn!(target = %t.name, lun = l.lun, "resuming an interrupted SANITIZE: the LU answers NOT READY until it ends");
+            }
+        }
+    }
     let mut live = live;
     live.commit(prepared);
     let bound = cfg.portals.iter().map(|p| p.addr).collect();

@@ -86,7 +86,7 @@
 //! - Reserved CDB bits are not checked (SPC-4 allows either).
 
 use super::cdb::{self, LbaRange, ScsiOpcode};
-use super::sense::{Asc, Sense, SenseKey, DESCRIPTOR_SENSE_MAX_LEN};
+use super::sense::{Asc, Sense, DESCRIPTOR_SENSE_MAX_LEN};
 use super::writer::DataIn;
 use super::{ext, pr, xcopy};
 use super::{inquiry, mode, AluaState, BackendOp, BackendStatus, CmdContext, IoRequest, LuInfo, NexusState, Outcome};
@@ -385,9 +385,17 @@ pub fn execute_with_parameter_list(
             return Outcome::check_condition(s);
         }
     }
-    if ctx.lu.is_some() && !exempt && nexus.link.as_ref().is_some_and(|l| l.shared.sanitizing()) {
-        // SBC-4 §4.11: SANITIZE IN PROGRESS until it ends.
-        return Outcome::check_condition(Sense::new(SenseKey::NOT_READY, Asc::SANITIZE_IN_PROGRESS));
+    if ctx.lu.is_some() && !exempt {
+        if let Some(l) = nexus.link.as_ref() {
+            if l.shared.sanitizing() {
+                // SBC-4 §4.11.2: SANITIZE IN PROGRESS until it ends.
+                return Outcome::check_condition(Sense::sanitize_in_progress(l.shared.sanitize.progress()));
+            }
+            if op != ScsiOpcode::SANITIZE.0 && l.shared.sanitize.failed() {
+                // SBC-4 §4.11.5: until a SANITIZE succeeds.
+                return Outcome::check_condition(Sense::sanitize_failed());
+            }
+        }
     }
     let desc = match lookup(ctx.cdb) {
         Lookup::Found(d) => d,
@@ -506,13 +514,13 @@ fn test_unit_ready(_ex: &mut Exec<'_, '_>) -> Outcome {
 fn request_sense(ex: &mut Exec<'_, '_>) -> Outcome {
     let desc = cdb::u8_at(ex.cdb(), 1) & 0x01 != 0;
     let alloc = usize::from(cdb::u8_at(ex.cdb(), 4));
-    let sanitizing = ex.nexus.link.as_ref().is_some_and(|l| l.shared.sanitizing());
+    let sanitizing = ex.nexus.link.as_ref().filter(|l| l.shared.sanitizing()).map(|l| l.shared.sanitize.progress());
     let sense = if ex.ctx.lu.is_none() {
         Sense::lun_not_supported()
     } else if let Some(ua) = ex.nexus.take_unit_attention() {
         ua
-    } else if sanitizing {
-        Sense::new(SenseKey::NOT_READY, Asc::SANITIZE_IN_PROGRESS)
+    } else if let Some(progress) = sanitizing {
+        Sense::sanitize_in_progress(progress)
     } else {
         Sense::no_sense()
     };

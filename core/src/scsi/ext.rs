@@ -19,6 +19,7 @@
 use super::cdb;
 use super::commands::{check_range, lu, max_transfer_blocks, Exec};
 use super::job::{Job, Pattern};
+use super::sanitize::SanitizeOp;
 use super::sense::Sense;
 use super::writer::DataIn;
 use super::{LuInfo, Outcome};
@@ -322,14 +323,20 @@ pub(crate) fn write_atomic(ex: &mut Exec<'_, '_>) -> Outcome {
     Outcome::Job(Box::new(Job::gated_write(io, lba, u64::from(blocks), bs, shared)))
 }
 
-/// SANITIZE (SBC-4 §5.30) OVERWRITE: the parameter list (OWCOUNT ≥ 1,
-/// INVERT and TEST 0, an initialization pattern of 1..=block size bytes)
-/// is written over every block once. As libiscsi expects, every malformed
-/// parameter list, and reserved CDB bits, answer INVALID FIELD IN CDB. IMMED
-/// is accepted and ignored (status after completion). While it runs, other
-/// commands get NOT READY, SANITIZE IN PROGRESS ([`super::LuShared::sanitizing`]).
-/// BLOCK ERASE, CRYPTO
-/// ERASE and EXIT FAILURE MODE are not supported (not in the command table).
+/// SANITIZE (SBC-4 §5.30) OVERWRITE: the parameter list (OVERWRITE COUNT
+/// 1..=31 passes, INVERT and TEST 0, an initialization pattern of 1..=block
+/// size bytes) is written over every block, pass after pass. As libiscsi
+/// expects, every malformed parameter list, and reserved CDB bits, answer
+/// INVALID FIELD IN CDB.
+///
+/// With a [`super::Sanitizer`] installed on the LU, the operation runs in
+/// the background and outlives this command, resets and nexus loss (SBC-4
+/// §4.11.2, see [`super::sanitize`]): IMMED = 1 answers GOOD at once,
+/// IMMED = 0 waits for the end (GOOD, or MEDIUM ERROR / SANITIZE COMMAND
+/// FAILED). Without one it runs inside the command. While it runs, other
+/// commands get NOT READY, SANITIZE IN PROGRESS with its progress.
+/// BLOCK ERASE, CRYPTO ERASE and EXIT FAILURE MODE are not supported (not in
+/// the command table).
 pub(crate) fn sanitize(ex: &mut Exec<'_, '_>) -> Outcome {
     let lu = lu!(ex);
     let b1 = cdb::u8_at(ex.cdb(), 1);
@@ -357,7 +364,31 @@ pub(crate) fn sanitize(ex: &mut Exec<'_, '_>) -> Outcome {
     if ex.nexus.write_protected(lu) {
         return cc(Sense::write_protected());
     }
-    let pattern = Pattern::Bytes(pattern.to_vec());
+    let bytes = pattern.to_vec();
     let shared = ex.nexus.shared();
-    Outcome::Job(Box::new(Job::sanitize(lu.num_blocks, pattern, lu.block_size, shared)))
+    let Some(runner) = shared.sanitize.runner() else {
+        let pattern = Pattern::Bytes(bytes);
+        return Outcome::Job(Box::new(Job::sanitize(lu.num_blocks, pattern, lu.block_size, shared)));
+    };
+    let op = SanitizeOp { pattern: bytes, passes: b0 & 0x1f, block_size: lu.block_size, blocks: lu.num_blocks };
+    if !shared.try_begin_sanitize() {
+        // Another nexus started one since this command was checked.
+        return cc(Sense::sanitize_in_progress(shared.sanitize.progress()));
+    }
+    let before = shared.sanitize.finished_count();
+    if shared.sanitize.begin(&shared, &op).is_err() {
+        // SBC-4 §4.11.2 wants it resumed after a restart: refuse rather
+        // than start one that could not be recorded.
+        shared.set_sanitizing(false);
+        return cc(Sense::internal_target_failure());
+    }
+    if runner.start(op, shared.clone()).is_err() {
+        // The runner logged why; nothing was written.
+        shared.set_sanitizing(false);
+        return cc(Sense::internal_target_failure());
+    }
+    if b1 & 0x80 != 0 {
+        return Outcome::good(0);
+    }
+    Outcome::Job(Box::new(Job::await_sanitize(before, shared)))
 }

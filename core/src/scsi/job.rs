@@ -64,6 +64,9 @@ enum Kind {
     ReadModifyWrite { lba: u64, blocks: u64, or: bool, phase: u8 },
     /// A plain write, held while a CAW holds part of its range.
     GatedWrite { io: IoRequest, lba: u64, blocks: u64 },
+    /// A SANITIZE with IMMED = 0 waiting for the background operation it
+    /// started: done once the LU's finished count passes `before`.
+    AwaitSanitize { before: u64 },
     /// Block-to-block copies within the LU: (source LBA, destination LBA, blocks).
     Copy { segs: Vec<(u64, u64, u64)>, idx: usize, done: u64, reading: bool, chunk: u64 },
 }
@@ -149,6 +152,14 @@ impl Job {
     /// while a COMPARE AND WRITE holds an overlapping range.
     pub fn gated_write(io: IoRequest, lba: u64, blocks: u64, block_size: u32, shared: Arc<LuShared>) -> Job {
         Job::new(Kind::GatedWrite { io, lba, blocks }, block_size, io.len, Some(shared))
+    }
+
+    /// Wait for the LU's background sanitize operation started when its
+    /// finished count was `before` ([`super::sanitize`]); ends GOOD, or
+    /// MEDIUM ERROR / SANITIZE COMMAND FAILED. Cancelling (an abort) leaves
+    /// the operation running (SBC-4 §4.11.2).
+    pub fn await_sanitize(before: u64, shared: Arc<LuShared>) -> Job {
+        Job::new(Kind::AwaitSanitize { before }, 512, 0, Some(shared))
     }
 
     /// Copy (source LBA, destination LBA, blocks) segments within the LU.
@@ -255,6 +266,18 @@ impl Job {
                     return JobStep::Io(io, JobBuf::Scratch);
                 }
                 self.unlock();
+                JobStep::Done(Outcome::good(0))
+            }
+            Kind::AwaitSanitize { before } => {
+                let Some(shared) = &self.shared else {
+                    return JobStep::Done(Outcome::check_condition(Sense::internal_target_failure()));
+                };
+                if shared.sanitize.finished_count() == *before {
+                    return JobStep::Wait;
+                }
+                if shared.sanitize.failed() {
+                    return JobStep::Done(Outcome::check_condition(Sense::sanitize_failed()));
+                }
                 JobStep::Done(Outcome::good(0))
             }
             Kind::GatedWrite { io, lba, blocks } => {

@@ -33,8 +33,9 @@
 //! - `caw_active` counts COMPARE AND WRITE / ORWRITE range locks held; a
 //!   write locks to test overlap only while it is non-zero, and then waits
 //!   (a [`super::Job`] retried by its connection) until the range is free.
-//! - `sanitizing` is set while a SANITIZE runs: other commands answer NOT
-//!   READY, SANITIZE IN PROGRESS.
+//! - `sanitizing` is set while a sanitize operation runs: other commands
+//!   answer NOT READY, SANITIZE IN PROGRESS. The operation itself outlives
+//!   the command, resets and nexus loss ([`super::sanitize`]).
 //! - each nexus mailbox has an abort generation (an `Arc<AtomicU64>` its
 //!   connection also holds) that PREEMPT AND ABORT moves: the connection
 //!   loads it when a task starts or finishes and on its tick, and ends the
@@ -143,6 +144,9 @@ pub struct LuShared {
     tas: AtomicU8,
     caw_active: AtomicU32,
     sanitizing: AtomicBool,
+    /// The LU's sanitize operation: runner, progress, failure
+    /// ([`super::sanitize`]).
+    pub sanitize: super::sanitize::SanitizeState,
     /// Current WCE of the Caching mode page, LU-wide (0: the LU's
     /// configured default, 1: off, 2: on).
     wce: AtomicU8,
@@ -428,6 +432,12 @@ impl LuShared {
     /// Mark a SANITIZE started (`true`) or finished.
     pub fn set_sanitizing(&self, on: bool) {
         self.sanitizing.store(on, Ordering::Release);
+    }
+
+    /// Mark a sanitize operation started unless one already runs (two
+    /// SANITIZE commands racing from different shards: one wins).
+    pub fn try_begin_sanitize(&self) -> bool {
+        self.sanitizing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 
     /// Take the COMPARE AND WRITE lock on blocks `lba..lba+blocks` for

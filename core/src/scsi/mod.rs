@@ -28,6 +28,7 @@ pub mod job;
 pub mod lu_shared;
 mod mode;
 pub mod pr;
+pub mod sanitize;
 pub mod sense;
 mod writer;
 mod xcopy;
@@ -37,6 +38,7 @@ use std::sync::Arc;
 pub use alua::AluaState;
 pub use job::{Job, JobBuf, JobStep};
 pub use lu_shared::{ItNexus, LuShared, SavedMode};
+pub use sanitize::{SanitizeOp, SanitizeState, Sanitizer};
 
 pub use cdb::ScsiOpcode;
 pub use commands::{

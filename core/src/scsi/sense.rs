@@ -111,6 +111,8 @@ asc_table! {
     LUN_NOT_READY_INIT_REQUIRED = 0x0402;
     /// 04/1B LOGICAL UNIT NOT READY, SANITIZE IN PROGRESS.
     SANITIZE_IN_PROGRESS = 0x041B;
+    /// 31/03 SANITIZE COMMAND FAILED (SBC-4 §4.11.5).
+    SANITIZE_COMMAND_FAILED = 0x3103;
     /// 04/0A LOGICAL UNIT NOT ACCESSIBLE, ASYMMETRIC ACCESS STATE TRANSITION.
     LUN_NOT_ACCESSIBLE_ALUA_TRANSITION = 0x040A;
     /// 04/0B LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN STANDBY STATE.
@@ -343,6 +345,18 @@ impl Sense {
     pub const fn with_info(mut self, info: u64) -> Self {
         self.info = Some(info);
         self
+    }
+
+    /// NOT READY, SANITIZE IN PROGRESS with the fraction done (0..=0xFFFF)
+    /// as the progress indication (SBC-4 §4.11.2, SPC-4 §4.5.2.4.4).
+    pub const fn sanitize_in_progress(progress: u16) -> Self {
+        Sense::new(SenseKey::NOT_READY, Asc::SANITIZE_IN_PROGRESS).with_sks(SenseKeySpecific::Progress(progress))
+    }
+
+    /// MEDIUM ERROR, SANITIZE COMMAND FAILED: the last sanitize operation
+    /// failed and medium access stays refused (SBC-4 §4.11.5).
+    pub const fn sanitize_failed() -> Self {
+        Sense::new(SenseKey::MEDIUM_ERROR, Asc::SANITIZE_COMMAND_FAILED)
     }
 
     /// With a sense-key-specific field.

@@ -264,6 +264,7 @@ pub fn convert(src: &str, file: &str) -> Import {
         discovery_chap: None,
         accounts,
         state_dir: None,
+        sanitize_rate: crate::config::DEFAULT_SANITIZE_RATE_MIB * crate::config::MIB,
     };
     Import { config, notes }
 }

@@ -113,7 +113,7 @@ impl Live {
                         }
                     }
                 };
-                luns.push(cfg.lu_config(t, l, live.index, live.backend.as_ref(), live.shared.clone()));
+                luns.push(cfg.lu_config(t, l, live.index, &live.backend, live.shared.clone()));
                 lus.insert(key, live);
             }
             let idx = luns.iter().map(|l| l.lun).collect();
