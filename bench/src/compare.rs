@@ -7,8 +7,14 @@
 //! every client (our `run` and libiscsi's `iscsi-perf`) on CPU 1. Only one
 //! target is under load at a time. LUNs: `null` (tgt `--bstype null`, 1 TiB;
 //! shardtgt `backend = "null"`, 1 TiB) and `ram` (tgt `rdwr` on a file in
-//! /dev/shm written out in full first; shardtgt `backend = "ram"`). Each
-//! target keeps its own default negotiation limits (what users get).
+//! /dev/shm written out in full first; shardtgt `backend = "ram"`), and on
+//! request file LUNs on a real filesystem (`--file-dir`, default /var/tmp;
+//! each target its own fully written image of `--file-size`): `file` is
+//! tgt `rdwr` against shardtgt `file` (io_uring on the shard), `rdwr` is tgt
+//! `rdwr` against shardtgt `rdwr` (worker threads), both buffered; and
+//! `file-direct` is tgt `rdwr` with `--bsoflags direct` against shardtgt
+//! `file` with `direct = true`. Each target keeps its own default
+//! negotiation limits (what users get).
 //! The RAM LUN runs the corners of the 4K grid (QD1 x1, QD32 x4) and the
 //! 128K points, to keep a full compare near ten minutes.
 //!
@@ -38,13 +44,15 @@ OPTIONS:
   --time SECS           measured seconds per point                    [5]
   --ramp SECS           warm-up per point                             [1]
   --repeat N            runs per point and target (min/median/max)    [3]
-  --backends LIST       null,ram                                      [null,ram]
+  --backends LIST       null,ram,file,rdwr,file-direct                [null,ram]
   --sessions16          add 16-session points
   --target-cpus LIST    CPUs for both targets (taskset -c)            [0]
   --client-cpus LIST    CPUs for the clients                          [1]
   --tgt-port N          tgt's portal port                             [3261]
   --port N              shardtgt's portal port                        [3262]
   --ram-size SIZE       size of the RAM LUNs                          [1GiB]
+  --file-dir DIR        where file LUN images go (a real filesystem)  [/var/tmp]
+  --file-size SIZE      size of the file LUNs                         [1GiB]
   --daemon PATH         shardtgtd binary (default: next to this program, then PATH)
   --no-iscsi-perf       skip libiscsi's iscsi-perf
   --out DIR             where results go                              [bench/results]
@@ -54,7 +62,7 @@ OPTIONS:
 /// One point of the matrix.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Point {
-    /// `null` or `ram`.
+    /// `null`, `ram`, `file`, `rdwr` or `file-direct`.
     pub backend: String,
     /// fio pattern name.
     pub rw: String,
@@ -397,6 +405,29 @@ fn start_tgt(cfg: &Cfg, dir: &Path) -> Result<Proc> {
                     "/dev/null",
                 ],
             )?,
+            "file" | "rdwr" | "file-direct" => {
+                let img = cfg.file_dir.join(format!("tgt-{b}.img"));
+                write_zeros(&img, cfg.file_size)?;
+                let img = img.to_string_lossy().to_string();
+                let mut args = vec![
+                    "--op",
+                    "new",
+                    "--mode",
+                    "logicalunit",
+                    "--tid",
+                    &tid,
+                    "--lun",
+                    "1",
+                    "--bstype",
+                    "rdwr",
+                    "--backing-store",
+                    &img,
+                ];
+                if b == "file-direct" {
+                    args.extend(["--bsoflags", "direct"]);
+                }
+                tgtadm(cfg.ctl, &args)?
+            }
             "ram" => {
                 let img = dir.join("tgt-ram.img");
                 write_zeros(&img, cfg.ram_size)?;
@@ -439,16 +470,37 @@ fn write_zeros(path: &Path, len: u64) -> Result<()> {
     Ok(())
 }
 
+/// Sizes and places of the comparison LUNs.
+#[derive(Clone, Debug)]
+pub struct LunSizes {
+    /// RAM LUN size in bytes.
+    pub ram: u64,
+    /// File LUN size in bytes.
+    pub file: u64,
+    /// Directory of the file LUN images.
+    pub file_dir: PathBuf,
+}
+
 /// shardtgtd's configuration for the comparison.
-pub fn shardtgt_config(port: u16, shards: usize, backends: &[String], ram_size: u64) -> String {
+pub fn shardtgt_config(port: u16, shards: usize, backends: &[String], sizes: &LunSizes) -> String {
     let mut s = format!("[global]\nshards = {shards}\n\n[[portal]]\naddress = \"127.0.0.1:{port}\"\n");
     for b in backends {
-        let size = if b == "ram" { ram_size.to_string() } else { "\"1TiB\"".to_string() };
-        let _ = write!(
-            s,
-            "\n[[target]]\nname = \"{}\"\n  [[target.lun]]\n  lun = 0\n  backend = \"{b}\"\n  size = {size}\n",
-            iqn(b)
-        );
+        let _ = write!(s, "\n[[target]]\nname = \"{}\"\n  [[target.lun]]\n  lun = 0\n", iqn(b));
+        let _ = match b.as_str() {
+            "ram" => writeln!(s, "  backend = \"ram\"\n  size = {}", sizes.ram),
+            "file" | "rdwr" | "file-direct" => {
+                let kind = if b == "rdwr" { "rdwr" } else { "file" };
+                let path = sizes.file_dir.join(format!("shardtgt-{b}.img"));
+                writeln!(
+                    s,
+                    "  backend = \"{kind}\"\n  path = \"{}\"\n  size = {}\n  direct = {}",
+                    path.display(),
+                    sizes.file,
+                    b == "file-direct"
+                )
+            }
+            _ => writeln!(s, "  backend = \"{b}\"\n  size = \"1TiB\""),
+        };
     }
     s
 }
@@ -457,7 +509,12 @@ fn start_shardtgt(cfg: &Cfg, dir: &Path) -> Result<Proc> {
     port_free(cfg.port)?;
     let conf = dir.join("shardtgt.toml");
     let shards = cfg.target_cpus.split(',').count();
-    std::fs::write(&conf, shardtgt_config(cfg.port, shards, &cfg.backends, cfg.ram_size))?;
+    let sizes = LunSizes { ram: cfg.ram_size, file: cfg.file_size, file_dir: cfg.file_dir.clone() };
+    for b in cfg.backends.iter().filter(|b| matches!(b.as_str(), "file" | "rdwr" | "file-direct")) {
+        // Written out in full, like tgt's: reads must not be served from holes.
+        write_zeros(&cfg.file_dir.join(format!("shardtgt-{b}.img")), cfg.file_size)?;
+    }
+    std::fs::write(&conf, shardtgt_config(cfg.port, shards, &cfg.backends, &sizes))?;
     let args = vec!["--config".into(), conf.to_string_lossy().to_string()];
     let mut p = spawn("shardtgtd", &cfg.target_cpus, &cfg.daemon, &args, &dir.join("shardtgtd.log"))?;
     wait_port(cfg.port, &mut p)?;
@@ -478,6 +535,8 @@ struct Cfg {
     port: u16,
     ctl: u16,
     ram_size: u64,
+    file_size: u64,
+    file_dir: PathBuf,
     daemon: PathBuf,
     iscsi_perf: bool,
     out: PathBuf,
@@ -512,6 +571,8 @@ pub fn main(mut a: Args) -> Result<()> {
         port: a.num("--port", 3262)?,
         ctl: 0,
         ram_size: a.parse_or("--ram-size", 1 << 30, parse_size)?,
+        file_size: a.parse_or("--file-size", 1 << 30, parse_size)?,
+        file_dir: a.value("--file-dir")?.map_or_else(|| PathBuf::from("/var/tmp"), PathBuf::from),
         daemon: match a.value("--daemon")? {
             Some(p) => PathBuf::from(p),
             None => default_daemon().ok_or_else(|| berr!("shardtgtd not found; pass --daemon PATH"))?,
@@ -526,8 +587,8 @@ pub fn main(mut a: Args) -> Result<()> {
     a.finish()?;
     let cfg = Cfg { ctl: cfg.tgt_port, ..cfg };
     for b in &cfg.backends {
-        if b != "null" && b != "ram" {
-            return Err(berr!("--backends: {b:?} (null, ram)"));
+        if !matches!(b.as_str(), "null" | "ram" | "file" | "rdwr" | "file-direct") {
+            return Err(berr!("--backends: {b:?} (null, ram, file, rdwr, file-direct)"));
         }
     }
     let res = compare(&cfg)?;
@@ -603,6 +664,15 @@ fn compare(cfg: &Cfg) -> Result<CompareResult> {
     let dir = Path::new("/dev/shm").join(format!("shardtgt-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let _cleanup = DirGuard(dir.clone());
+    // File LUN images: a directory of this run on the chosen filesystem, removed at the end.
+    let file_dir = cfg.file_dir.join(format!("shardtgt-bench-{}", std::process::id()));
+    let _cleanup_files = if cfg.backends.iter().any(|b| matches!(b.as_str(), "file" | "rdwr" | "file-direct")) {
+        std::fs::create_dir_all(&file_dir)?;
+        Some(DirGuard(file_dir.clone()))
+    } else {
+        None
+    };
+    let cfg = &Cfg { file_dir, ..cfg.clone() };
     let points = matrix(&cfg.backends, cfg.quick, cfg.sessions16);
     let runs = points.len() as u32 * 2 * cfg.repeat;
     eprintln!(
@@ -991,7 +1061,16 @@ mod tests {
 
     #[test]
     fn config_text() {
-        let c = shardtgt_config(3262, 1, &["null".into(), "ram".into()], 1 << 30);
+        let sizes = LunSizes { ram: 1 << 30, file: 1 << 20, file_dir: PathBuf::from("/var/tmp") };
+        let c = shardtgt_config(3262, 1, &["null".into(), "ram".into(), "rdwr".into(), "file-direct".into()], &sizes);
         assert!(c.contains("shards = 1") && c.contains("backend = \"ram\"") && c.contains("size = 1073741824"), "{c}");
+        assert!(c.contains(
+            "backend = \"rdwr\"\n  path = \"/var/tmp/shardtgt-rdwr.img\"\n  size = 1048576\n  direct = false"
+        ));
+        assert!(c.contains(
+            "backend = \"file\"\n  path = \"/var/tmp/shardtgt-file-direct.img\"\n  size = 1048576\n  direct = true"
+        ));
+        let parsed = shardtgt_daemon::config::Config::parse(&c, "bench").expect("a valid shardtgtd config");
+        assert_eq!(parsed.targets.len(), 4);
     }
 }
