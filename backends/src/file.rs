@@ -13,6 +13,12 @@
 //!   completed on every shard before it started are durable when it ends;
 //! - WCE off → the SCSI layer sets FUA on every write.
 //!
+//! Thin provisioning (rules in `store`): UNMAP becomes `IORING_OP_FALLOCATE`
+//! (punch hole; on a block device without unmap-with-zeroes, zero range)
+//! on the shard's ring; GET LBA STATUS runs `lseek(SEEK_DATA/SEEK_HOLE)`
+//! on the shard's own descriptor, a bounded number of calls that never
+//! wait for the device.
+//!
 //! A short read or write is resumed for the rest; a read that hits the end
 //! of the file (the file was truncated behind us) and a write that makes no
 //! progress are errors, never a silent success. Errors map in
@@ -29,7 +35,8 @@
 //! configuration's back.
 //!
 //! It never blocks the shard: the only system calls on the data path are
-//! the ring's.
+//! the ring's (and lseek(2) for GET LBA STATUS, answered from the
+//! filesystem's extent map).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -41,8 +48,8 @@ use crate::aligned::BouncePool;
 use crate::errno::IoFailure;
 use crate::store::Store;
 use crate::{
-    Backend, BackendError, BackendOp, BackendSpec, BackendStatus, Completion, IoBuf, IoId, IoRequest, QueueFull,
-    ShardBackend, Submit, SubmitQueue,
+    Backend, BackendError, BackendOp, BackendSpec, BackendStatus, Completion, IoBuf, IoId, IoRequest, Provisioning,
+    QueueFull, ShardBackend, Submit, SubmitQueue,
 };
 
 /// Bounce buffers per shard and O_DIRECT LU (used only for unaligned task buffers).
@@ -102,7 +109,7 @@ impl Backend for FileBackend {
         "file"
     }
     fn size_bytes(&self) -> u64 {
-        self.store.size_bytes
+        self.store.size_bytes()
     }
     fn block_size(&self) -> u32 {
         self.store.block_size
@@ -130,6 +137,12 @@ impl Backend for FileBackend {
     fn open_shard(&self) -> Result<Box<dyn ShardBackend>, BackendError> {
         Ok(Box::new(FileShard::new(self.store.clone())?))
     }
+    fn provisioning(&self) -> Provisioning {
+        self.store.provisioning()
+    }
+    fn resize(&self, size_bytes: u64) -> Result<(), BackendError> {
+        self.store.resize(size_bytes)
+    }
 }
 
 /// One request in flight on a shard.
@@ -147,6 +160,10 @@ struct Op {
     chunk: usize,
     bounce: Option<u16>,
     retries: u8,
+    /// Deallocate: bytes of the range.
+    range: u64,
+    /// Deallocate on a block device that cannot punch: zero range instead.
+    zero_range: bool,
 }
 
 #[derive(Debug)]
@@ -210,6 +227,15 @@ impl FileShard {
         let op = slot.op.as_mut().expect("live slot");
         let entry: squeue::Entry = match op.op {
             BackendOp::Flush => opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build(),
+            BackendOp::Deallocate => {
+                let mode = if op.zero_range {
+                    libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE
+                } else {
+                    self.store.punch_mode()
+                };
+                opcode::Fallocate::new(fd, op.range).offset(op.offset).mode(mode).build()
+            }
+            BackendOp::MapStatus => unreachable!("answered in submit"),
             dir => {
                 let rest = op.buf.len() - op.done;
                 let (ptr, len) = match op.bounce {
@@ -249,9 +275,14 @@ impl ShardBackend for FileShard {
         if let Some(s) = self.store.precheck(req, buf.len()) {
             return Submit::Done(s);
         }
+        if req.op == BackendOp::MapStatus {
+            let r = self.store.map_status(self.fd.as_raw_fd(), req.offset, buf.as_mut_slice());
+            return Submit::Done(r.map_or_else(|f| self.store.log.fail(req.op, req.offset, f), |()| BackendStatus::Ok));
+        }
         let mut bounce = None;
         if let (Some(a), Some(pool)) = (self.store.dio, self.bounce.as_mut()) {
-            if req.op != BackendOp::Flush && !a.buf_ok(buf.as_mut_ptr(), buf.len()) {
+            let data = matches!(req.op, BackendOp::Read | BackendOp::Write);
+            if data && !a.buf_ok(buf.as_mut_ptr(), buf.len()) {
                 match pool.take() {
                     Some(i) => bounce = Some(i),
                     None if pool.in_use() > 0 => return Submit::Busy,
@@ -276,10 +307,18 @@ impl ShardBackend for FileShard {
             if matches!(e, libc::EINTR | libc::EAGAIN) && op.retries < MAX_RETRIES {
                 op.retries += 1;
                 None
+            } else if e == libc::EOPNOTSUPP
+                && op.op == BackendOp::Deallocate
+                && self.store.block_device
+                && !op.zero_range
+            {
+                // No unmap-with-zeroes on this device: zero the range instead.
+                op.zero_range = true;
+                None
             } else {
                 Some(log.fail(op.op, at, IoFailure::Errno(e)))
             }
-        } else if op.op == BackendOp::Flush {
+        } else if matches!(op.op, BackendOp::Flush | BackendOp::Deallocate) {
             Some(BackendStatus::Ok)
         } else if c.result == 0 {
             let f = if op.op == BackendOp::Read { IoFailure::Eof } else { IoFailure::NoProgress };
@@ -312,7 +351,19 @@ impl ShardBackend for FileShard {
 
 impl FileShard {
     fn start(&mut self, id: IoId, req: &IoRequest, buf: IoBuf, bounce: Option<u16>, q: &mut dyn SubmitQueue) -> Submit {
-        let op = Op { id, op: req.op, fua: req.fua, buf, offset: req.offset, done: 0, chunk: 0, bounce, retries: 0 };
+        let op = Op {
+            id,
+            op: req.op,
+            fua: req.fua,
+            buf,
+            offset: req.offset,
+            done: 0,
+            chunk: 0,
+            bounce,
+            retries: 0,
+            range: u64::from(req.len),
+            zero_range: false,
+        };
         let i = match self.alloc(op) {
             Ok(i) => i,
             Err(op) => {

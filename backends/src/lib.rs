@@ -67,6 +67,31 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Open the per-shard handle. Called once on each shard's own thread, so
     /// an implementation may open its own file descriptor or queues there.
     fn open_shard(&self) -> Result<Box<dyn ShardBackend>, BackendError>;
+    /// What this store can do for logical block provisioning.
+    fn provisioning(&self) -> Provisioning {
+        Provisioning::default()
+    }
+    /// Change the size online to `size_bytes` (a positive multiple of the
+    /// block size; the caller checks). Growing makes the new blocks
+    /// readable (as zeros) and writable before it returns; shrinking is
+    /// refused when the store cannot tell that nothing is in use past the
+    /// new end. The error is one line for the administrator.
+    fn resize(&self, size_bytes: u64) -> Result<(), BackendError> {
+        let _ = size_bytes;
+        Err(BackendError(format!("a {} LUN cannot be resized online", self.kind())))
+    }
+}
+
+/// What a backend can do for logical block provisioning (SBC-4 §4.7).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Provisioning {
+    /// UNMAP and WRITE SAME with UNMAP are accepted, and the blocks they
+    /// unmap read back as zeros (LBPME and LBPRZ may be advertised).
+    pub thin: bool,
+    /// [`BackendOp::Deallocate`] really gives the space back and
+    /// [`BackendOp::MapStatus`] reports mapped and deallocated ranges.
+    /// Without it a thin LU unmaps by writing zeros.
+    pub deallocate: bool,
 }
 
 /// Identifies one backend request of a shard; the shard hands it to
@@ -360,6 +385,15 @@ pub fn execute_sync(backend: &dyn Backend, req: &IoRequest, buf: &mut [u8]) -> B
         BackendOp::Read => backend.read(req.offset, buf),
         BackendOp::Write => backend.write(req.offset, buf, req.fua),
         BackendOp::Flush => backend.flush(),
+        // Never asked of a backend without `Provisioning::deallocate`; if it
+        // were, a failure beats pretending.
+        BackendOp::Deallocate => Err(BackendStatus::Other(libc::EOPNOTSUPP)),
+        // Everything mapped, which is true of a store that never deallocates.
+        BackendOp::MapStatus => {
+            let rest = backend.size_bytes().saturating_sub(req.offset);
+            shardtgt_core::scsi::lba_status::put(buf, 0, rest, shardtgt_core::scsi::lba_status::MAPPED);
+            Ok(())
+        }
     };
     match r {
         Ok(()) => BackendStatus::Ok,

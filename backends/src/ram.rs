@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::mem::{Region, WORD};
-use crate::{check_bounds, Backend, BackendError, BackendStatus, ShardBackend, SyncShard};
+use crate::{check_bounds, Backend, BackendError, BackendStatus, Provisioning, ShardBackend, SyncShard};
 
 /// Memory-backed store. Cloning shares the same memory.
 #[derive(Clone, Debug)]
@@ -60,6 +60,21 @@ impl Backend for RamBackend {
     }
     fn open_shard(&self) -> Result<Box<dyn ShardBackend>, BackendError> {
         Ok(Box::new(SyncShard::new(self.clone())))
+    }
+    /// Thin, but without deallocation: untouched memory reads as zeros and
+    /// UNMAP writes zeros (LBPRZ holds), yet the pages stay (giving them
+    /// back with `madvise(MADV_DONTNEED)` would work, but `mincore(2)` cannot
+    /// tell a page that was never written from one that is swapped out, so
+    /// GET LBA STATUS could not be truthful; it reports every block mapped).
+    fn provisioning(&self) -> Provisioning {
+        Provisioning { thin: true, deallocate: false }
+    }
+    fn resize(&self, _size_bytes: u64) -> Result<(), BackendError> {
+        Err(BackendError(
+            "a ram LUN cannot be resized online: its memory region has a fixed size and shards copy \
+             in and out of it without a lock (delete the LUN and create it again)"
+                .into(),
+        ))
     }
 }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::aligned::AlignedBuf;
 use crate::store::Store;
 use crate::worker::{BlockingIo, WorkerPool};
-use crate::{Backend, BackendError, BackendOp, BackendSpec, BackendStatus, IoRequest, ShardBackend};
+use crate::{Backend, BackendError, BackendOp, BackendSpec, BackendStatus, IoRequest, Provisioning, ShardBackend};
 
 /// The part the workers run: one descriptor (O_DIRECT if in effect) shared
 /// by every worker, since pread/pwrite carry their own offsets.
@@ -92,7 +92,7 @@ impl Backend for RdwrBackend {
         "rdwr"
     }
     fn size_bytes(&self) -> u64 {
-        self.store().size_bytes
+        self.store().size_bytes()
     }
     fn block_size(&self) -> u32 {
         self.store().block_size
@@ -117,5 +117,11 @@ impl Backend for RdwrBackend {
     }
     fn open_shard(&self) -> Result<Box<dyn ShardBackend>, BackendError> {
         Ok(Box::new(self.pool.open_shard()?))
+    }
+    fn provisioning(&self) -> Provisioning {
+        self.store().provisioning()
+    }
+    fn resize(&self, size_bytes: u64) -> Result<(), BackendError> {
+        self.store().resize(size_bytes)
     }
 }

@@ -20,6 +20,22 @@
 //!   its magic; block devices without statx support use their logical block
 //!   size; anything else 4096). Otherwise the LU runs buffered, with a warning.
 //!
+//! - Thin provisioning ([`Store::provisioning`]): a writable regular file
+//!   on a filesystem that punches holes (probed at open with a punch past
+//!   the end, which changes nothing) deallocates with
+//!   `fallocate(PUNCH_HOLE | KEEP_SIZE)` — partial filesystem blocks at
+//!   the edges of the range are zeroed by the kernel, whole ones freed — and
+//!   reports provisioning from `lseek(SEEK_DATA / SEEK_HOLE)`. A writable
+//!   block device deallocates with `fallocate(PUNCH_HOLE | KEEP_SIZE)`
+//!   (the kernel's zero-out with unmap, which guarantees zeros), falling
+//!   back to `fallocate(ZERO_RANGE | KEEP_SIZE)` (zeros written if the
+//!   device cannot unmap them) where the device has no such command; it
+//!   reports every block mapped (a device does not say).
+//! - Online resize ([`Store::resize`]): a regular file grows with
+//!   ftruncate(2) (sparse); it shrinks only when `lseek(SEEK_DATA)` finds
+//!   no data past the new end. A block device grows up to its own size
+//!   and never shrinks (whether its blocks are in use cannot be told).
+//!
 //! It never keeps a lock and never caches data.
 
 use std::ffi::CString;
@@ -28,10 +44,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use shardtgt_core::scsi::lba_status;
 
 use crate::aligned::AlignedBuf;
 use crate::errno::{ErrnoLog, IoFailure};
-use crate::{check_bounds, BackendError, BackendOp, BackendSpec, BackendStatus, IoRequest};
+use crate::{check_bounds, BackendError, BackendOp, BackendSpec, BackendStatus, IoRequest, Provisioning};
 
 /// `BLKGETSIZE64` = `_IOR(0x12, 114, size_t)` (linux/fs.h) on the generic
 /// ioctl encoding (x86-64, aarch64, riscv64).
@@ -68,7 +87,8 @@ pub(crate) struct Store {
     pub(crate) path: PathBuf,
     /// Buffered descriptor for geometry, flushes and synchronous I/O.
     pub(crate) fd: OwnedFd,
-    pub(crate) size_bytes: u64,
+    /// Bytes exported; changed by an online resize ([`Store::resize`]).
+    size_bytes: AtomicU64,
     pub(crate) block_size: u32,
     /// Effective: configured, or forced because writing was refused.
     pub(crate) read_only: bool,
@@ -76,6 +96,8 @@ pub(crate) struct Store {
     /// O_DIRECT in effect, with its alignment.
     pub(crate) dio: Option<DioAlign>,
     pub(crate) log: ErrnoLog,
+    /// Deallocation works here (see the module docs).
+    pub(crate) punch: bool,
 }
 
 fn cpath(p: &Path) -> Result<CString, BackendError> {
@@ -253,15 +275,17 @@ impl Store {
             }
         }
 
+        let punch = !read_only && (block_device || probe_punch(fd.as_raw_fd(), size_bytes.max(st.st_size as u64)));
         let mut store = Store {
             path,
             fd,
-            size_bytes,
+            size_bytes: AtomicU64::new(size_bytes),
             block_size: spec.block_size,
             read_only,
             block_device,
             dio: None,
             log: ErrnoLog::new(name.clone()),
+            punch,
         };
         if spec.direct {
             match dio_align(store.fd.as_raw_fd(), block_device) {
@@ -308,10 +332,30 @@ impl Store {
             // Nothing of ours to make durable on a read-only store.
             return self.read_only.then_some(BackendStatus::Ok);
         }
+        let size = self.size_bytes();
+        match req.op {
+            BackendOp::Deallocate => {
+                if let Err(s) = check_bounds(req.offset, req.len as usize, size) {
+                    return Some(s);
+                }
+                if self.read_only {
+                    return Some(BackendStatus::ReadOnly);
+                }
+                if !self.punch {
+                    return Some(BackendStatus::Other(libc::EOPNOTSUPP));
+                }
+                return (req.len == 0).then_some(BackendStatus::Ok);
+            }
+            BackendOp::MapStatus => {
+                return (buf_len != req.len as usize || req.offset > size)
+                    .then_some(BackendStatus::Other(libc::EINVAL));
+            }
+            _ => {}
+        }
         if buf_len != req.len as usize {
             return Some(BackendStatus::Other(libc::EINVAL));
         }
-        if let Err(s) = check_bounds(req.offset, buf_len, self.size_bytes) {
+        if let Err(s) = check_bounds(req.offset, buf_len, size) {
             return Some(s);
         }
         if req.op == BackendOp::Write && self.read_only {
@@ -341,6 +385,8 @@ impl Store {
         }
         let r = match req.op {
             BackendOp::Flush => datasync(self.fd.as_raw_fd()).map_err(|f| (0, f)),
+            BackendOp::Deallocate => self.deallocate_blocking(fd, req.offset, u64::from(req.len)).map_err(|f| (0, f)),
+            BackendOp::MapStatus => self.map_status(fd, req.offset, buf).map_err(|f| (0, f)),
             op => match self.dio.filter(|a| direct && !a.buf_ok(buf.as_ptr(), buf.len())) {
                 None => transfer(fd, op, buf, req.offset, req.fua),
                 Some(a) => {
@@ -359,6 +405,187 @@ impl Store {
         match r {
             Ok(()) => BackendStatus::Ok,
             Err((done, f)) => self.log.fail(req.op, req.offset + done as u64, f),
+        }
+    }
+}
+
+impl Store {
+    /// Bytes exported now.
+    pub(crate) fn size_bytes(&self) -> u64 {
+        self.size_bytes.load(Ordering::Acquire)
+    }
+
+    /// What this store offers for thin provisioning (module docs).
+    pub(crate) fn provisioning(&self) -> Provisioning {
+        Provisioning { thin: self.punch, deallocate: self.punch }
+    }
+
+    /// The fallocate(2) mode that deallocates here first.
+    pub(crate) fn punch_mode(&self) -> i32 {
+        libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE
+    }
+
+    /// Deallocate `len` bytes at `offset` with blocking fallocate(2) on
+    /// `fd` (module docs: hole punch, or zero-out on a device).
+    pub(crate) fn deallocate_blocking(&self, fd: RawFd, offset: u64, len: u64) -> Result<(), IoFailure> {
+        match fallocate(fd, self.punch_mode(), offset, len) {
+            Err(libc::EOPNOTSUPP) if self.block_device => {
+                fallocate(fd, libc::FALLOC_FL_ZERO_RANGE | libc::FALLOC_FL_KEEP_SIZE, offset, len)
+            }
+            r => r,
+        }
+        .map_err(IoFailure::Errno)
+    }
+
+    /// Fill `buf` with provisioning records ([`lba_status`]) from `offset`
+    /// to the end of the store: from `lseek(SEEK_DATA/SEEK_HOLE)` on a
+    /// regular file (two calls per record at most, and at most one record
+    /// per 16 bytes of `buf`), one mapped run on a block device.
+    pub(crate) fn map_status(&self, fd: RawFd, offset: u64, buf: &mut [u8]) -> Result<(), IoFailure> {
+        buf.fill(0);
+        let end = self.size_bytes();
+        if self.block_device {
+            lba_status::put(buf, 0, end.saturating_sub(offset), lba_status::MAPPED);
+            return Ok(());
+        }
+        let mut pos = offset;
+        let mut i = 0;
+        while pos < end {
+            let data = match seek(fd, pos, libc::SEEK_DATA) {
+                Ok(d) => d.min(end),
+                Err(libc::ENXIO) => end,
+                Err(e) => return Err(IoFailure::Errno(e)),
+            };
+            if data > pos {
+                if !lba_status::put(buf, i, data - pos, lba_status::DEALLOCATED) {
+                    break;
+                }
+                i += 1;
+                pos = data;
+                continue;
+            }
+            let hole = match seek(fd, pos, libc::SEEK_HOLE) {
+                Ok(h) => h.min(end),
+                // Data at `pos` but no hole after it: data to the end.
+                Err(libc::ENXIO) => end,
+                Err(e) => return Err(IoFailure::Errno(e)),
+            };
+            // SEEK_HOLE at a data offset returns a later offset; guard anyway.
+            let hole = hole.max(pos + 1).min(end);
+            if !lba_status::put(buf, i, hole - pos, lba_status::MAPPED) {
+                break;
+            }
+            i += 1;
+            pos = hole;
+        }
+        Ok(())
+    }
+
+    /// Online resize to `size` bytes (a positive multiple of the block
+    /// size): module docs for the rules. Errors are one line.
+    pub(crate) fn resize(&self, size: u64) -> Result<(), BackendError> {
+        let name = self.path.display();
+        let cur = self.size_bytes();
+        if size == cur {
+            return Ok(());
+        }
+        if size == 0 || size % u64::from(self.block_size) != 0 {
+            return Err(BackendError(format!(
+                "size {size} is not a positive multiple of the block size {}",
+                self.block_size
+            )));
+        }
+        let fd = self.fd.as_raw_fd();
+        if self.block_device {
+            if size < cur {
+                return Err(BackendError(format!(
+                    "{name}: shrinking a block device LUN is refused (whether its blocks past {size} are in use cannot be told)"
+                )));
+            }
+            let dev = block_device_size(fd).map_err(|e| BackendError(format!("{name}: BLKGETSIZE64: {e}")))?;
+            if size > dev {
+                return Err(BackendError(format!("{name}: the block device has {dev} bytes, fewer than {size}")));
+            }
+            self.size_bytes.store(size, Ordering::Release);
+            return Ok(());
+        }
+        if self.read_only {
+            return Err(BackendError(format!("{name}: the LU is read-only, its file cannot be resized")));
+        }
+        if size < cur {
+            match seek(fd, size, libc::SEEK_DATA) {
+                Ok(d) if d < cur => {
+                    return Err(BackendError(format!(
+                        "{name}: data in use at byte {d}, past the new end {size}: shrinking refused (UNMAP it first)"
+                    )))
+                }
+                Ok(_) | Err(libc::ENXIO) => {}
+                Err(e) => {
+                    let e = io::Error::from_raw_os_error(e);
+                    return Err(BackendError(format!("{name}: lseek(SEEK_DATA): {e}: shrinking refused")));
+                }
+            }
+            // Commands past the new end are refused from here on.
+            self.size_bytes.store(size, Ordering::Release);
+        }
+        let file = fstat(fd).map_err(|e| BackendError(format!("{name}: fstat: {e}")))?.st_size as u64;
+        // Shrink the file only when it is exactly ours: a file longer than
+        // the LU keeps its unexported tail.
+        if size > file || (size < cur && file <= cur && file > size) {
+            // SAFETY: plain syscall on our own descriptor.
+            if unsafe { libc::ftruncate(fd, size as libc::off_t) } != 0 {
+                let e = io::Error::last_os_error();
+                if size < cur {
+                    // Nothing past the new end was in use; the LU is smaller anyway.
+                    tracing::warn!(store = %name, "cannot truncate to {size} bytes: {e}");
+                } else {
+                    return Err(BackendError(format!("{name}: cannot extend from {file} to {size} bytes: {e}")));
+                }
+            }
+        }
+        self.size_bytes.store(size, Ordering::Release);
+        tracing::info!(store = %name, from = cur, to = size, "resized online");
+        Ok(())
+    }
+}
+
+/// lseek(2) with `whence`; the errno on failure.
+fn seek(fd: RawFd, offset: u64, whence: i32) -> Result<u64, i32> {
+    // SAFETY: plain syscall; it only moves this descriptor's file position,
+    // which no I/O here uses (every read and write carries its offset).
+    let r = unsafe { libc::lseek(fd, offset as libc::off_t, whence) };
+    if r < 0 {
+        return Err(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
+    }
+    Ok(r as u64)
+}
+
+/// fallocate(2), retried on EINTR; the errno on failure.
+fn fallocate(fd: RawFd, mode: i32, offset: u64, len: u64) -> Result<(), i32> {
+    loop {
+        // SAFETY: plain syscall on a descriptor the caller owns.
+        if unsafe { libc::fallocate(fd, mode, offset as libc::off_t, len as libc::off_t) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// Does this regular file punch holes? A punch of one page at `end` (the
+/// end of the file or beyond) changes nothing and fails with EOPNOTSUPP
+/// where the filesystem cannot.
+fn probe_punch(fd: RawFd, end: u64) -> bool {
+    match fallocate(fd, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, end, 4096) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::info!(
+                "no hole punching on this filesystem ({}): LU fully provisioned",
+                io::Error::from_raw_os_error(e)
+            );
+            false
         }
     }
 }

@@ -124,6 +124,7 @@ fn target_set(limits: Limits) -> Arc<TargetSet> {
         port_group: 1,
         port_groups: Vec::new(),
         thin: false,
+        deallocate: false,
     };
     Arc::new(TargetSet {
         targets: vec![TargetConfig {
@@ -215,6 +216,7 @@ impl Rig {
                 BackendOp::Read => buf.copy_from_slice(&self.disk[off..off + len]),
                 BackendOp::Write => self.disk[off..off + len].copy_from_slice(buf),
                 BackendOp::Flush => {}
+                BackendOp::Deallocate | BackendOp::MapStatus => unreachable!("no thin LU here"),
             }
             target(|| self.conn.handle_backend(req.tag, BackendStatus::Ok, now));
         }

@@ -1074,3 +1074,119 @@ fn unsolicited_data_without_a_buffer_fails_the_command_not_the_process() {
     let (_, status, _) = h.read10(0, 1);
     assert_eq!(status, 0);
 }
+
+/// One command with its Data-Out as immediate data; returns the Data-In,
+/// the status and the sense bytes (empty without CHECK CONDITION).
+fn exec(h: &mut Harness, cdb: &[u8], edtl: u32, read: bool, data_out: &[u8]) -> (Vec<u8>, u8, Vec<u8>) {
+    let cmd = h.scsi_cmd(cdb, edtl, read, !data_out.is_empty());
+    h.send(&Pdu::ScsiCommand(cmd), data_out);
+    let mut data = Vec::new();
+    for (p, d) in h.recv() {
+        match p {
+            Pdu::DataIn(di) => {
+                data.extend_from_slice(&d);
+                if di.has_status {
+                    return (data, di.status, Vec::new());
+                }
+            }
+            Pdu::ScsiResponse(r) => return (data, r.status, d.get(2..).map(<[u8]>::to_vec).unwrap_or_default()),
+            _ => {}
+        }
+    }
+    panic!("no status");
+}
+
+fn get_lba_status(h: &mut Harness, lba: u64, alloc: u32) -> (Vec<u8>, u8, Vec<u8>) {
+    let mut c = vec![0x9e, 0x12];
+    c.extend_from_slice(&lba.to_be_bytes());
+    c.extend_from_slice(&alloc.to_be_bytes());
+    c.extend_from_slice(&[0, 0]);
+    exec(h, &c, alloc, true, &[])
+}
+
+/// (LBA, blocks, provisioning status) of every descriptor.
+fn lba_descriptors(d: &[u8]) -> Vec<(u64, u32, u8)> {
+    d[8..]
+        .chunks_exact(16)
+        .map(|x| {
+            (u64::from_be_bytes(x[..8].try_into().unwrap()), u32::from_be_bytes(x[8..12].try_into().unwrap()), x[12])
+        })
+        .collect()
+}
+
+#[test]
+fn thin_lu_unmap_deallocates_and_get_lba_status_reports_it() {
+    let mut h = Harness::thin(small_limits());
+    h.login(&[("ImmediateData", "Yes")]);
+    // Everything starts deallocated; write 16 blocks.
+    assert_eq!(lba_descriptors(&get_lba_status(&mut h, 0, 1024).0), vec![(0, 2048, 1)]);
+    let data = pattern(16 * 512, 9);
+    assert_eq!(h.write10(0, &data, 8192, 0).0, 0);
+    // UNMAP blocks 4..12: one descriptor.
+    let mut p = vec![0, 22, 0, 16, 0, 0, 0, 0];
+    p.extend_from_slice(&4u64.to_be_bytes());
+    p.extend_from_slice(&8u32.to_be_bytes());
+    p.extend_from_slice(&[0; 4]);
+    let (_, status, sense) = exec(&mut h, &[0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0], 24, false, &p);
+    assert_eq!((status, sense), (0, vec![]));
+    assert!(h.holes[4..12].iter().all(|&x| x) && !h.holes[3] && !h.holes[12], "the backend deallocated exactly 4..12");
+    let (d, status, _) = get_lba_status(&mut h, 0, 1024);
+    assert_eq!(status, 0);
+    assert_eq!(u32::from_be_bytes(d[..4].try_into().unwrap()), 4 + 4 * 16, "PARAMETER DATA LENGTH");
+    assert_eq!(lba_descriptors(&d), vec![(0, 4, 0), (4, 8, 1), (12, 4, 0), (16, 2032, 1)]);
+    // From an LBA inside the hole: the first descriptor starts there.
+    assert_eq!(lba_descriptors(&get_lba_status(&mut h, 6, 1024).0)[0], (6, 6, 1));
+    // The allocation length bounds the descriptors: 24 bytes hold one.
+    let (d, status, _) = get_lba_status(&mut h, 0, 24);
+    assert_eq!((status, d.len()), (0, 24));
+    assert_eq!(u32::from_be_bytes(d[..4].try_into().unwrap()), 20);
+    assert_eq!(lba_descriptors(&d), vec![(0, 4, 0)]);
+    // Shorter than one descriptor: cut, not an error.
+    let (d, status, _) = get_lba_status(&mut h, 0, 12);
+    assert_eq!((status, d.len()), (0, 12));
+    // Past the end: LOGICAL BLOCK ADDRESS OUT OF RANGE.
+    let (_, status, sense) = get_lba_status(&mut h, 2048, 1024);
+    assert_eq!(status, 2);
+    assert_eq!((sense[2] & 0xf, sense[12], sense[13]), (0x05, 0x21, 0x00));
+    // The unmapped blocks read zeros, their neighbours the data.
+    let (back, status, _) = h.read10(0, 16);
+    assert_eq!(status, 0);
+    assert_eq!(&back[..4 * 512], &data[..4 * 512]);
+    assert!(back[4 * 512..12 * 512].iter().all(|&b| b == 0));
+    assert_eq!(&back[12 * 512..], &data[12 * 512..]);
+}
+
+#[test]
+fn write_same_unmap_deallocates_whatever_the_data() {
+    let mut h = Harness::thin(small_limits());
+    h.login(&[("ImmediateData", "Yes")]);
+    let ws16 = |lba: u64, blocks: u32, b1: u8| {
+        let mut c = vec![0x93, b1];
+        c.extend_from_slice(&lba.to_be_bytes());
+        c.extend_from_slice(&blocks.to_be_bytes());
+        c.extend_from_slice(&[0, 0]);
+        c
+    };
+    // Without UNMAP: the block is written (and mapped).
+    let (_, status, _) = exec(&mut h, &ws16(100, 10, 0), 512, false, &[0x5a; 512]);
+    assert_eq!(status, 0);
+    assert!(h.holes[100..110].iter().all(|&x| !x));
+    assert!(h.disk[100 * 512..110 * 512].iter().all(|&b| b == 0x5a));
+    // With UNMAP: deallocated whatever the data (SBC-4; libiscsi's
+    // WriteSame10.UnmapUntilEnd sends 0xFF and wants zeros back).
+    let (_, status, _) = exec(&mut h, &ws16(102, 4, 0x08), 512, false, &[0xff; 512]);
+    assert_eq!(status, 0);
+    assert!(h.holes[102..106].iter().all(|&x| x) && !h.holes[101] && !h.holes[106]);
+    assert!(h.disk[102 * 512..106 * 512].iter().all(|&b| b == 0));
+    let d = lba_descriptors(&get_lba_status(&mut h, 100, 1024).0);
+    assert_eq!(&d[..3], &[(100, 2, 0), (102, 4, 1), (106, 4, 0)]);
+    // NDOB with UNMAP: no Data-Out, deallocated too.
+    let (_, status, _) = exec(&mut h, &ws16(106, 2, 0x09), 0, false, &[]);
+    assert_eq!(status, 0);
+    assert!(h.holes[106..108].iter().all(|&x| x));
+    // A failing deallocation is an error, never a silent success.
+    h.backend_fail = Some(shardtgt_core::scsi::BackendStatus::MediumError);
+    let (_, status, sense) = exec(&mut h, &ws16(0, 4, 0x08), 512, false, &[0; 512]);
+    assert_eq!(status, 2);
+    assert_eq!((sense[2] & 0xf, sense[12], sense[13]), (0x03, 0x0c, 0x00));
+}

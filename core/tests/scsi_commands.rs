@@ -28,6 +28,7 @@ fn lu() -> LuInfo {
         port_group: 0,
         port_groups: Vec::new(),
         thin: false,
+        deallocate: false,
     }
 }
 

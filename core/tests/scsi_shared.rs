@@ -26,6 +26,7 @@ fn lu(thin: bool) -> LuInfo {
         port_group: 1,
         port_groups: Vec::new(),
         thin,
+        deallocate: false,
     }
 }
 
@@ -347,6 +348,7 @@ fn caw_race_between_two_shards_has_one_winner_per_round() {
                         BackendOp::Read => buf[..io.len as usize].copy_from_slice(&m[r]),
                         BackendOp::Write => m[r].copy_from_slice(&buf[..io.len as usize]),
                         BackendOp::Flush => {}
+                        BackendOp::Deallocate | BackendOp::MapStatus => unreachable!("no thin LU here"),
                     }
                     drop(m);
                     std::thread::yield_now();
@@ -606,4 +608,98 @@ fn alua_states_are_reported_and_enforced_per_port_group() {
         let find = |ty: u8| v.windows(8).find(|w| w[1] == ty && w[3] == 4).map(|w| [w[6], w[7]]);
         assert_eq!((find(0x94), find(0x95)), (Some([0, 2]), Some([0, 2])));
     }
+}
+
+fn gls(lba: u64, alloc: u32) -> Vec<u8> {
+    let mut c = vec![0x9e, 0x12];
+    c.extend_from_slice(&lba.to_be_bytes());
+    c.extend_from_slice(&alloc.to_be_bytes());
+    c.extend_from_slice(&[0, 0]);
+    c
+}
+
+/// GET LBA STATUS on a deallocating LU: the job asks the backend for as many
+/// runs as the allocation length allows, then encodes the descriptors in
+/// its scratch buffer, cut to the allocation length.
+#[test]
+fn get_lba_status_job_asks_the_backend_and_encodes_descriptors() {
+    use shardtgt_core::scsi::lba_status::{put, DEALLOCATED, MAPPED};
+    use shardtgt_core::scsi::{BackendOp, BackendStatus, JobBuf, JobStep};
+    let mut l = lu(true);
+    l.deallocate = true;
+    let shared = Arc::new(LuShared::default());
+    let mut a = nexus(&shared, "iqn.a", 1);
+    // Allocation length 0: nothing to say, no backend call.
+    assert_eq!(run_data(&l, &mut a, &gls(0, 0)).0, Outcome::good(0));
+    assert_eq!(run_data(&l, &mut a, &gls(1000, 64)).0.sense(), Some(Sense::lba_out_of_range()));
+    for (alloc, descs) in [(8 + 16 * 3, 3usize), (1 << 20, 64), (20, 1)] {
+        let Outcome::Job(mut job) = run_data(&l, &mut a, &gls(10, alloc)).0 else { panic!("a job") };
+        assert_eq!(job.data_out_len(), 0);
+        let mut scratch = Vec::new();
+        let JobStep::Io(io, JobBuf::Scratch) = job.step(None, &mut [], &mut scratch) else { panic!("one I/O") };
+        assert_eq!((io.op, io.offset), (BackendOp::MapStatus, 10 * 512));
+        assert_eq!(io.len as usize, scratch.len());
+        assert_eq!(scratch.len(), 2 * descs * 16, "room for twice as many runs as descriptors");
+        // The backend: 100 runs alternating 1 block mapped, 2 deallocated.
+        for i in 0..scratch.len() / 16 {
+            let (n, s) = if i % 2 == 0 { (512, MAPPED) } else { (1024, DEALLOCATED) };
+            assert!(put(&mut scratch, i, n, s));
+        }
+        let JobStep::Done(o) = job.step(Some(BackendStatus::Ok), &mut [], &mut scratch) else { panic!("done") };
+        let n = (8 + 16 * descs).min(alloc as usize);
+        assert_eq!(o, Outcome::good(n as u32), "alloc {alloc}");
+        assert_eq!(u32::from_be_bytes(scratch[..4].try_into().unwrap()) as usize, 4 + 16 * descs);
+        let d = &scratch[8..];
+        assert_eq!(&d[..8], &10u64.to_be_bytes(), "first descriptor at the requested LBA");
+        assert_eq!((&d[8..12], d[12]), (&1u32.to_be_bytes()[..], 0));
+        if descs > 1 {
+            assert_eq!((&d[16..24], &d[24..28], d[28]), (&11u64.to_be_bytes()[..], &2u32.to_be_bytes()[..], 1));
+        }
+    }
+    // A failing backend: UNRECOVERED READ ERROR, not an empty answer.
+    let Outcome::Job(mut job) = run_data(&l, &mut a, &gls(0, 64)).0 else { panic!("a job") };
+    let mut scratch = Vec::new();
+    assert!(matches!(job.step(None, &mut [], &mut scratch), JobStep::Io(..)));
+    let JobStep::Done(o) = job.step(Some(BackendStatus::MediumError), &mut [], &mut scratch) else { panic!() };
+    assert_eq!(o.sense(), Some(Sense::unrecovered_read_error()));
+}
+
+/// Online resize: the LU's shared capacity changes for every nexus at once;
+/// each gets CAPACITY DATA HAS CHANGED once, then READ CAPACITY and range
+/// checks use the new size.
+#[test]
+fn resize_raises_capacity_changed_once_per_nexus() {
+    let l = lu(false);
+    let shared = Arc::new(LuShared::default());
+    let mut a = nexus(&shared, "iqn.a", 1);
+    let mut b = nexus(&shared, "iqn.b", 2);
+    let rc16 = [0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0];
+    let read16 = |lba: u64| {
+        let mut c = vec![0x88, 0];
+        c.extend_from_slice(&lba.to_be_bytes());
+        c.extend_from_slice(&[0, 0, 0, 1, 0, 0]);
+        c
+    };
+    assert_eq!(run_data(&l, &mut a, &read16(1500)).0.sense(), Some(Sense::lba_out_of_range()));
+    assert!(!shared.set_num_blocks(1000, 1000), "same size: no change, no unit attention");
+    assert_eq!(status(&run_data(&l, &mut a, &rc16).0), ScsiStatus::GOOD);
+    assert!(shared.set_num_blocks(2000, 1000));
+    for n in [&mut a, &mut b] {
+        assert_eq!(run_data(&l, n, &rc16).0.sense(), Some(Sense::capacity_changed()));
+        let (o, d) = run_data(&l, n, &rc16);
+        assert_eq!(status(&o), ScsiStatus::GOOD, "reported once");
+        assert_eq!(&d[..8], &1999u64.to_be_bytes());
+        assert!(matches!(run_data(&l, n, &read16(1500)).0, Outcome::Io(_)), "past the old end");
+        assert_eq!(run_data(&l, n, &read16(2000)).0.sense(), Some(Sense::lba_out_of_range()));
+    }
+    let (_, d) = run_data(&l, &mut a, &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(&d[..4], &1999u32.to_be_bytes(), "READ CAPACITY(10) too");
+    // A nexus that attaches after the change sees the new size, no attention.
+    let mut c = nexus(&shared, "iqn.c", 3);
+    let (o, d) = run_data(&l, &mut c, &rc16);
+    assert_eq!((status(&o), &d[..8]), (ScsiStatus::GOOD, &1999u64.to_be_bytes()[..]));
+    // Shrinking works the same way.
+    assert!(shared.set_num_blocks(500, 1000));
+    assert_eq!(run_data(&l, &mut a, &rc16).0.sense(), Some(Sense::capacity_changed()));
+    assert_eq!(run_data(&l, &mut a, &read16(600)).0.sense(), Some(Sense::lba_out_of_range()));
 }

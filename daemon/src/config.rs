@@ -1089,8 +1089,10 @@ impl Config {
                 rel_port_id: 1,
                 port_group,
                 port_groups,
-                // RAM LUs zero-fill and UNMAP writes zeros: LBPRZ holds.
-                thin: l.backend.kind == BackendKind::Ram,
+                // What the store can do: RAM zero-fills and UNMAP writes
+                // zeros; file stores punch holes where they can.
+                thin: b.provisioning().thin,
+                deallocate: b.provisioning().deallocate,
             },
             shared,
         }

@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
         port_group: 1,
         port_groups: Vec::new(),
         thin: data[4] & 2 == 2,
+        deallocate: data[4] & 4 == 4,
     };
     let ctx = CmdContext { lu: Some(&lu), luns: &[0, 1], cdb, edtl, write_bit: false, read_bit: true };
     let mut nexus = NexusState::default();

@@ -32,6 +32,7 @@ fn set() -> Arc<TargetSet> {
         port_group: 1,
         port_groups: Vec::new(),
         thin: false,
+        deallocate: false,
     };
     Arc::new(TargetSet {
         targets: vec![TargetConfig {
@@ -69,6 +70,7 @@ fn pump(conn: &mut Connection, disk: &mut [u8], bytes: &[u8]) {
                     BackendOp::Read => buf.copy_from_slice(&disk[o..o + l]),
                     BackendOp::Write => disk[o..o + l].copy_from_slice(buf),
                     BackendOp::Flush => {}
+                    BackendOp::Deallocate | BackendOp::MapStatus => unreachable!("no thin LU here"),
                 }
                 conn.handle_backend(req.tag, BackendStatus::Ok, 0);
             } else {

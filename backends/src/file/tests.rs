@@ -486,3 +486,149 @@ fn eio_is_medium_error() {
         assert!(sh(&format!("umount '{}'", mnt.display())));
     });
 }
+
+fn dealloc(offset: u64, len: u32) -> IoRequest {
+    IoRequest { op: BackendOp::Deallocate, offset, len, fua: false }
+}
+
+/// Provisioning runs from `offset`, through a shard handle.
+fn runs(ring: &mut TestRing, h: &mut dyn ShardBackend, offset: u64) -> Vec<(u64, u64)> {
+    let mut buf = vec![0xeeu8; 64 * 16];
+    let req = IoRequest { op: BackendOp::MapStatus, offset, len: buf.len() as u32, fua: false };
+    assert_eq!(ring.one(h, req, &mut buf), BackendStatus::Ok);
+    shardtgt_core::scsi::lba_status::records(&buf).collect()
+}
+
+fn st_blocks(p: &Path) -> u64 {
+    std::fs::metadata(p).unwrap().blocks()
+}
+
+const M: u64 = shardtgt_core::scsi::lba_status::MAPPED;
+const D: u64 = shardtgt_core::scsi::lba_status::DEALLOCATED;
+
+/// Deallocation punches a hole (the file's blocks go down, the range reads
+/// zeros), SEEK_DATA/SEEK_HOLE report it, and partial filesystem blocks at
+/// unaligned edges are zeroed, not left stale.
+fn punch_and_status(kind: BackendKind, dir: &str, direct: bool) {
+    let p = TempPath::new(dir, "thin.img");
+    let b = create(&BackendSpec { direct, ..spec(kind, &p.0, Some(4 << 20)) }).unwrap();
+    assert_eq!(b.provisioning(), crate::Provisioning { thin: true, deallocate: true }, "{dir}");
+    let mut h = b.open_shard().unwrap();
+    let mut ring = TestRing::new();
+    assert_eq!(runs(&mut ring, &mut *h, 0), vec![(4 << 20, D)], "a new sparse file is all hole");
+    let mut w = pattern(3, 1 << 20);
+    assert_eq!(ring.one(&mut *h, wr(0, 1 << 20, false), &mut w), BackendStatus::Ok);
+    assert_eq!(ring.one(&mut *h, FLUSH, &mut []), BackendStatus::Ok);
+    assert_eq!(runs(&mut ring, &mut *h, 0), vec![(1 << 20, M), (3 << 20, D)]);
+    assert_eq!(runs(&mut ring, &mut *h, 512 << 10), vec![(512 << 10, M), (3 << 20, D)], "from an offset");
+    let before = st_blocks(&p.0);
+    // A whole aligned range: the blocks go back to the filesystem.
+    assert_eq!(ring.one(&mut *h, dealloc(256 << 10, 512 << 10), &mut []), BackendStatus::Ok);
+    let after = st_blocks(&p.0);
+    assert!(before - after >= (512 << 10) / 512, "st_blocks {before} -> {after}");
+    assert_eq!(runs(&mut ring, &mut *h, 0), vec![(256 << 10, M), (512 << 10, D), (256 << 10, M), (3 << 20, D)]);
+    let mut r = vec![0xffu8; 1 << 20];
+    assert_eq!(ring.one(&mut *h, rd(0, 1 << 20), &mut r), BackendStatus::Ok);
+    assert_eq!(&r[..256 << 10], &w[..256 << 10]);
+    assert!(r[256 << 10..768 << 10].iter().all(|&x| x == 0));
+    assert_eq!(&r[768 << 10..], &w[768 << 10..]);
+    // Unaligned to the 4 KiB filesystem blocks at both ends: the partial
+    // blocks are zeroed exactly over the range, the whole one freed.
+    assert_eq!(ring.one(&mut *h, dealloc(8192 + 512, 8192), &mut []), BackendStatus::Ok);
+    assert_eq!(ring.one(&mut *h, rd(0, 64 << 10), &mut r[..64 << 10]), BackendStatus::Ok);
+    assert_eq!(&r[..8704], &w[..8704]);
+    assert!(r[8704..16896].iter().all(|&x| x == 0), "edges zeroed");
+    assert_eq!(&r[16896..64 << 10], &w[16896..64 << 10]);
+    assert_eq!(file_bytes(&p.0, 8704, 8192), vec![0; 8192], "zeros on the file too");
+    let rs = runs(&mut ring, &mut *h, 0);
+    assert_eq!(rs[0], (12288, M), "data up to the freed whole block");
+    assert_eq!(rs[1], (4096, D));
+    // Errors: past the end, and on a read-only LU.
+    assert_eq!(ring.one(&mut *h, dealloc(4 << 20, 512), &mut []), BackendStatus::Other(libc::EINVAL));
+    drop(h);
+    drop(b);
+    let ro = create(&BackendSpec { read_only: true, ..spec(kind, &p.0, None) }).unwrap();
+    assert!(!ro.provisioning().thin, "a read-only LU offers no UNMAP");
+    let mut h = ro.open_shard().unwrap();
+    assert_eq!(ring.one(&mut *h, dealloc(0, 512), &mut []), BackendStatus::ReadOnly);
+}
+
+#[test]
+fn punch_and_status_file_tmp_and_shm() {
+    punch_and_status(BackendKind::File, "/tmp", false);
+    punch_and_status(BackendKind::File, "/dev/shm", false);
+    punch_and_status(BackendKind::File, "/tmp", true);
+}
+
+#[test]
+fn punch_and_status_rdwr() {
+    punch_and_status(BackendKind::Rdwr, "/tmp", true);
+    punch_and_status(BackendKind::Rdwr, "/dev/shm", false);
+}
+
+/// Online resize of a file LU: growing extends the file and the shard
+/// handles accept I/O past the old end at once; shrinking is refused while
+/// data lies past the new end, allowed (and the file cut) otherwise.
+#[test]
+fn file_resize_grows_and_shrinks_only_over_holes() {
+    let p = TempPath::new("/tmp", "resize.img");
+    let b = create(&spec(BackendKind::File, &p.0, Some(1 << 20))).unwrap();
+    let mut h = b.open_shard().unwrap();
+    let mut ring = TestRing::new();
+    let mut w = pattern(7, 4096);
+    assert_eq!(ring.one(&mut *h, wr(2 << 20, 4096, false), &mut w), BackendStatus::Other(libc::EINVAL));
+    b.resize(4 << 20).unwrap();
+    assert_eq!((b.size_bytes(), std::fs::metadata(&p.0).unwrap().len()), (4 << 20, 4 << 20));
+    assert_eq!(ring.one(&mut *h, wr(2 << 20, 4096, false), &mut w), BackendStatus::Ok, "the same handle");
+    let e = b.resize(1 << 20).unwrap_err().to_string();
+    assert!(e.contains("data in use at byte 2097152") && e.contains("refused"), "{e}");
+    assert_eq!(b.size_bytes(), 4 << 20, "unchanged");
+    assert!(b.resize(1000).unwrap_err().to_string().contains("multiple of the block size"));
+    // Past the data: allowed, the file follows.
+    b.resize(3 << 20).unwrap();
+    assert_eq!((b.size_bytes(), std::fs::metadata(&p.0).unwrap().len()), (3 << 20, 3 << 20));
+    assert_eq!(ring.one(&mut *h, rd((3 << 20) - 512, 1024), &mut [0; 1024]), BackendStatus::Other(libc::EINVAL));
+    // Deallocate the data, then the shrink goes through.
+    assert_eq!(ring.one(&mut *h, dealloc(2 << 20, 4096), &mut []), BackendStatus::Ok);
+    b.resize(1 << 20).unwrap();
+    assert_eq!(std::fs::metadata(&p.0).unwrap().len(), 1 << 20);
+    // The same through `rdwr`, and read-only refuses.
+    let r = create(&spec(BackendKind::Rdwr, &p.0, None)).unwrap();
+    r.resize(2 << 20).unwrap();
+    assert_eq!(std::fs::metadata(&p.0).unwrap().len(), 2 << 20);
+    let ro = create(&BackendSpec { read_only: true, ..spec(BackendKind::File, &p.0, None) }).unwrap();
+    assert!(ro.resize(4 << 20).unwrap_err().to_string().contains("read-only"));
+}
+
+/// A block device: deallocation reads back zeros (unmap with zeroes, or
+/// zero range), status is all mapped, it grows only up to its own size and
+/// never shrinks.
+#[test]
+fn block_device_deallocate_and_resize() {
+    let img = TempPath::new("/tmp", "blkthin.img");
+    std::fs::File::create(&img.0).unwrap().set_len(8 << 20).unwrap();
+    let Some(dev) = Loop::new(&img.0, false) else {
+        eprintln!("skipped: no loop device");
+        return;
+    };
+    let dp = Path::new(&dev.0);
+    let b = create(&spec(BackendKind::File, dp, Some(4 << 20))).unwrap();
+    assert_eq!(b.provisioning(), crate::Provisioning { thin: true, deallocate: true });
+    let mut h = b.open_shard().unwrap();
+    let mut ring = TestRing::new();
+    let mut w = pattern(9, 65536);
+    assert_eq!(ring.one(&mut *h, wr(1 << 20, 65536, true), &mut w), BackendStatus::Ok);
+    assert_eq!(ring.one(&mut *h, dealloc((1 << 20) + 4096, 8192), &mut []), BackendStatus::Ok);
+    let mut r = vec![0xffu8; 65536];
+    assert_eq!(ring.one(&mut *h, rd(1 << 20, 65536), &mut r), BackendStatus::Ok);
+    assert_eq!(&r[..4096], &w[..4096]);
+    assert!(r[4096..12288].iter().all(|&x| x == 0), "zeros after deallocation");
+    assert_eq!(&r[12288..], &w[12288..]);
+    assert_eq!(runs(&mut ring, &mut *h, 0), vec![(4 << 20, M)], "a device does not say: mapped");
+    b.resize(8 << 20).unwrap();
+    assert_eq!(ring.one(&mut *h, rd(6 << 20, 512), &mut r[..512]), BackendStatus::Ok);
+    let e = b.resize(16 << 20).unwrap_err().to_string();
+    assert!(e.contains("fewer than"), "{e}");
+    let e = b.resize(4 << 20).unwrap_err().to_string();
+    assert!(e.contains("shrinking a block device"), "{e}");
+}

@@ -495,7 +495,7 @@ impl Connection {
                         t.buf.resize(io.len as usize, 0);
                         self.submit_io(slot);
                     }
-                    BackendOp::Flush => self.submit_io(slot),
+                    BackendOp::Flush | BackendOp::Deallocate | BackendOp::MapStatus => self.submit_io(slot),
                     BackendOp::Write => {
                         // RFC 7143 §11.4.5.1 / SAM-5 §5.4: with EDTL and the
                         // CDB's length disagreeing, write only whole blocks
@@ -724,6 +724,15 @@ impl Connection {
             scsi::JobStep::Done(outcome) => {
                 let spdtl = t.spdtl;
                 match outcome {
+                    Outcome::Done { status, sense, data_len } if data_len > 0 => {
+                        // Data-In a job leaves in its scratch buffer (GET LBA STATUS).
+                        let n = (data_len as usize).min(t.verify_buf.len()).min(t.buf.len());
+                        if let (Some(to), Some(from)) = (t.buf.get_mut(..n), t.verify_buf.get(..n)) {
+                            to.copy_from_slice(from);
+                        }
+                        let sent = (n as u32).min(t.edtl);
+                        self.finish_with(slot, gen, status, sense, data_len, sent);
+                    }
                     Outcome::Done { status, sense, .. } => self.finish_with(slot, gen, status, sense, spdtl, 0),
                     _ => {
                         let sense = Sense::internal_target_failure();

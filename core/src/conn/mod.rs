@@ -52,7 +52,9 @@ pub struct BackendRequest {
     pub op: BackendOp,
     /// Byte offset on the LU.
     pub offset: u64,
-    /// Byte length; the task buffer has exactly this length.
+    /// Byte length; the task buffer has exactly this length, except for
+    /// [`BackendOp::Flush`] and [`BackendOp::Deallocate`], which have no
+    /// buffer (an empty one) and where it is the range's length.
     pub len: u32,
     /// Force unit access.
     pub fua: bool,

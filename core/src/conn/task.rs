@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use crate::bytes::{copy_prefix, prefix, prefix_mut};
 use crate::ids::{Itt, Lun, Ttt};
 use crate::pdu::TaskAttr;
-use crate::scsi::{IoRequest, ScsiStatus};
+use crate::scsi::{BackendOp, IoRequest, ScsiStatus};
 use crate::serial::CmdSn;
 
 /// Largest sense data we send (SPC-4 §4.5.1: 252 bytes).
@@ -362,7 +362,11 @@ impl TaskTable {
         let t = self.slots.get_mut(tag as usize).filter(|t| t.in_use && t.io_in_flight);
         assert!(t.is_some(), "backend_buffer for a tag with no request");
         let Some(t) = t else { return &mut [] };
-        let (len, verify) = t.io.map_or((0, false), |io| (io.len as usize, io.verify));
+        let (len, verify) = t.io.map_or((0, false), |io| match io.op {
+            // No buffer: `len` is the range (Deallocate) or nothing (Flush).
+            BackendOp::Flush | BackendOp::Deallocate => (0, io.verify),
+            _ => (io.len as usize, io.verify),
+        });
         if verify {
             prefix_mut(&mut t.verify_buf, len)
         } else {

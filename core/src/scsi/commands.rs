@@ -456,8 +456,8 @@ pub fn complete_backend(io: &IoRequest, status: BackendStatus) -> Outcome {
             return Outcome::good(data_len);
         }
         BackendStatus::MediumError => match io.op {
-            BackendOp::Read => Sense::unrecovered_read_error(),
-            BackendOp::Write | BackendOp::Flush => Sense::write_error(),
+            BackendOp::Read | BackendOp::MapStatus => Sense::unrecovered_read_error(),
+            BackendOp::Write | BackendOp::Flush | BackendOp::Deallocate => Sense::write_error(),
         },
         BackendStatus::NoSpace => Sense::space_allocation_failed(),
         BackendStatus::ReadOnly => Sense::write_protected(),
@@ -567,7 +567,7 @@ fn report_luns(ex: &mut Exec<'_, '_>) -> Outcome {
 /// IN BYTES; always 8 bytes.
 fn read_capacity_10(ex: &mut Exec<'_, '_>) -> Outcome {
     let lu = lu!(ex);
-    let last = lu.num_blocks.saturating_sub(1);
+    let last = ex.nexus.num_blocks(lu).saturating_sub(1);
     let last = u32::try_from(last).unwrap_or(u32::MAX);
     let mut w = DataIn::new(ex.buf, 8);
     w.u32(last);
@@ -583,7 +583,7 @@ fn read_capacity_16(ex: &mut Exec<'_, '_>) -> Outcome {
     let lu = lu!(ex);
     let alloc = cdb::be32(ex.cdb(), 10) as usize;
     let mut w = DataIn::new(ex.buf, alloc);
-    w.u64(lu.num_blocks.saturating_sub(1));
+    w.u64(ex.nexus.num_blocks(lu).saturating_sub(1));
     w.u32(lu.block_size);
     w.u8(0); // P_TYPE, PROT_EN
     w.u8(lbppbe(lu)); // P_I_EXPONENT 0, LOGICAL BLOCKS PER PHYSICAL BLOCK EXPONENT
@@ -642,11 +642,12 @@ fn verify(ex: &mut Exec<'_, '_>) -> Outcome {
     medium_access(ex, Access::Verify)
 }
 
-/// `lba + blocks` must not pass the capacity (SBC-4: LOGICAL BLOCK ADDRESS
+/// `lba + blocks` must not pass `capacity` (blocks, from
+/// [`NexusState::num_blocks`]; SBC-4: LOGICAL BLOCK ADDRESS
 /// OUT OF RANGE), counting overflow as passing it.
-pub(crate) fn check_range(lu: &LuInfo, lba: u64, blocks: u64) -> Result<(), Sense> {
+pub(crate) fn check_range(capacity: u64, lba: u64, blocks: u64) -> Result<(), Sense> {
     match lba.checked_add(blocks) {
-        Some(end) if end <= lu.num_blocks => Ok(()),
+        Some(end) if end <= capacity => Ok(()),
         _ => Err(Sense::lba_out_of_range()),
     }
 }
@@ -671,7 +672,7 @@ fn medium_access(ex: &mut Exec<'_, '_>, access: Access) -> Outcome {
     if transfers && blocks > max_transfer_blocks(lu.block_size) {
         return Outcome::check_condition(Sense::invalid_field_in_cdb(len_field, None));
     }
-    if let Err(s) = check_range(lu, lba, u64::from(blocks)) {
+    if let Err(s) = check_range(ex.nexus.num_blocks(lu), lba, u64::from(blocks)) {
         return Outcome::check_condition(s);
     }
     let writes = matches!(access, Access::Write | Access::WriteAndVerify);
@@ -710,7 +711,7 @@ fn pre_fetch(ex: &mut Exec<'_, '_>) -> Outcome {
     let Some(r) = cdb::lba_range(ex.cdb()) else {
         return Outcome::check_condition(Sense::invalid_cdb());
     };
-    match check_range(lu, r.lba, u64::from(r.blocks)) {
+    match check_range(ex.nexus.num_blocks(lu), r.lba, u64::from(r.blocks)) {
         Ok(()) => Outcome::good(0),
         Err(s) => Outcome::check_condition(s),
     }
@@ -726,7 +727,7 @@ fn synchronize_cache(ex: &mut Exec<'_, '_>) -> Outcome {
     let Some(r) = cdb::lba_range(ex.cdb()) else {
         return Outcome::check_condition(Sense::invalid_cdb());
     };
-    if let Err(s) = check_range(lu, r.lba, u64::from(r.blocks)) {
+    if let Err(s) = check_range(ex.nexus.num_blocks(lu), r.lba, u64::from(r.blocks)) {
         return Outcome::check_condition(s);
     }
     if ex.nexus.write_protected(lu) {

@@ -5,9 +5,12 @@
 //!
 //! Limits (advertised in the Block Limits VPD page, [`limits`]):
 //! - UNMAP / WRITE SAME: at most [`UNMAP_BYTES_MAX`] per command, at most
-//!   [`UNMAP_DESCRIPTORS_MAX`] descriptors; on an LBPRZ LU "unmapping"
-//!   writes zeros (the RAM backend has no deallocation), so GET LBA STATUS
-//!   honestly reports every block mapped;
+//!   [`UNMAP_DESCRIPTORS_MAX`] descriptors. On an LU whose backend
+//!   deallocates ([`LuInfo::deallocate`]: file LUNs on a filesystem that
+//!   punches holes, block devices) the blocks are deallocated and GET LBA
+//!   STATUS reports what the backend says; on another thin LU (RAM)
+//!   "unmapping" writes zeros, so GET LBA STATUS honestly reports every
+//!   block mapped;
 //! - COMPARE AND WRITE: at most [`CAW_BLOCKS_MAX`] blocks, atomic against
 //!   other CAW / ORWRITE / WRITE ATOMIC and against writes that start while
 //!   it holds its range (range lock in [`super::LuShared`]);
@@ -48,22 +51,33 @@ fn cc(s: Sense) -> Outcome {
     Outcome::check_condition(s)
 }
 
-/// GET LBA STATUS (SBC-4, SERVICE ACTION IN(16) / 12h): one descriptor from
-/// the requested LBA to the end of the LU (at most 2^32 - 1 blocks),
-/// provisioning status MAPPED (see the module documentation). An LBA past
-/// the end → LBA OUT OF RANGE.
+/// GET LBA STATUS (SBC-4 §5.6, SERVICE ACTION IN(16) / 12h). An LBA past
+/// the end → LBA OUT OF RANGE (05h/21h/00h); ALLOCATION LENGTH 0 → GOOD
+/// without data. On an LU whose backend deallocates, a [`Job`] asks it
+/// ([`Job::lba_status`]): LBA status descriptors from the requested LBA,
+/// MAPPED or DEALLOCATED, as many as the allocation length holds (at most
+/// [`super::job::LBA_STATUS_DESCRIPTORS_MAX`]). Otherwise one descriptor
+/// from the requested LBA to the end of the LU (at most 2^32 - 1 blocks),
+/// MAPPED (see the module documentation).
 pub(crate) fn get_lba_status(ex: &mut Exec<'_, '_>) -> Outcome {
     let lu = lu!(ex);
     let lba = cdb::be64(ex.cdb(), 2);
-    let alloc = cdb::be32(ex.cdb(), 10) as usize;
-    if lba >= lu.num_blocks {
+    let alloc = cdb::be32(ex.cdb(), 10);
+    let capacity = ex.nexus.num_blocks(lu);
+    if lba >= capacity {
         return cc(Sense::lba_out_of_range());
     }
-    let mut w = DataIn::new(ex.buf, alloc);
+    if alloc == 0 {
+        return Outcome::good(0);
+    }
+    if lu.thin && lu.deallocate {
+        return Outcome::Job(Box::new(Job::lba_status(lba, capacity, lu.block_size, alloc)));
+    }
+    let mut w = DataIn::new(ex.buf, alloc as usize);
     w.u32(20); // PARAMETER DATA LENGTH
     w.u32(0);
     w.u64(lba);
-    w.u32(u32::try_from(lu.num_blocks - lba).unwrap_or(u32::MAX));
+    w.u32(u32::try_from(capacity - lba).unwrap_or(u32::MAX));
     w.u8(0); // PROVISIONING STATUS: mapped
     w.zeros(3);
     Outcome::good(w.data_len())
@@ -117,7 +131,7 @@ fn write_checks(ex: &Exec<'_, '_>, lu: &LuInfo, lba: u64, blocks: u64) -> Result
     if cdb::u8_at(ex.cdb(), 1) & 0xe0 != 0 {
         return Err(Sense::invalid_field_in_cdb(1, Some(7)));
     }
-    check_range(lu, lba, blocks)?;
+    check_range(ex.nexus.num_blocks(lu), lba, blocks)?;
     if ex.nexus.write_protected(lu) {
         return Err(Sense::write_protected());
     }
@@ -126,10 +140,11 @@ fn write_checks(ex: &Exec<'_, '_>, lu: &LuInfo, lba: u64, blocks: u64) -> Result
 
 /// WRITE SAME(10/16) (SBC-4 §5.49/5.50): the one block of Data-Out written
 /// over NUMBER OF LOGICAL BLOCKS blocks (0 = to the end of the LU). UNMAP
-/// (only on a thin LU; writes zeros, which an LBPRZ LU reads back for
-/// unmapped blocks — with UNMAP the Data-Out must be zeros for that to
-/// hold, otherwise the data is written), NDOB (16 only; no Data-Out,
-/// zeros). ANCHOR → INVALID FIELD IN CDB (ANC_SUP 0); LBDATA/PBDATA →
+/// (only on a thin LU, else INVALID FIELD IN CDB): the blocks are unmapped
+/// whatever the Data-Out holds (SBC-4 §5.50; libiscsi's UnmapUntilEnd
+/// sends 0xFF and expects zeros back on an LBPRZ LU) — deallocated on a
+/// backend that can ([`Job::deallocate`]), written with zeros otherwise.
+/// NDOB (16 only; no Data-Out, zeros). ANCHOR → INVALID FIELD IN CDB (ANC_SUP 0); LBDATA/PBDATA →
 /// INVALID FIELD IN CDB (obsolete); more than the Block Limits MAXIMUM
 /// WRITE SAME LENGTH → INVALID FIELD IN CDB at the length field.
 pub(crate) fn write_same(ex: &mut Exec<'_, '_>) -> Outcome {
@@ -157,7 +172,7 @@ pub(crate) fn write_same(ex: &mut Exec<'_, '_>) -> Outcome {
     if unmap && !lu.thin {
         return cc(Sense::invalid_field_in_cdb(1, Some(3)));
     }
-    let blocks = if blocks == 0 { lu.num_blocks.saturating_sub(lba) } else { blocks };
+    let blocks = if blocks == 0 { ex.nexus.num_blocks(lu).saturating_sub(lba) } else { blocks };
     let (_, _, ws_max, _) = limits(lu);
     if blocks > ws_max {
         return cc(Sense::invalid_field_in_cdb(len_field, None));
@@ -168,17 +183,20 @@ pub(crate) fn write_same(ex: &mut Exec<'_, '_>) -> Outcome {
     if blocks == 0 {
         return Outcome::good(0);
     }
-    // With UNMAP the blocks are deallocated whatever the data (SBC-4
-    // §5.49: the device server may unmap); on this LBPRZ LU that is zeros.
     let data_out = if ndob { 0 } else { lu.block_size };
+    let ranges = vec![(lba, blocks)];
+    if unmap && lu.deallocate {
+        return Outcome::Job(Box::new(Job::deallocate(ranges, lu.block_size, data_out)));
+    }
     let pattern = if ndob || unmap { Pattern::Zeros } else { Pattern::DataBlock };
-    Outcome::Job(Box::new(Job::fill(vec![(lba, blocks)], pattern, lu.block_size, data_out)))
+    Outcome::Job(Box::new(Job::fill(ranges, pattern, lu.block_size, data_out)))
 }
 
 /// UNMAP (SBC-4 §5.32), thin LUs only (else INVALID COMMAND OPERATION
 /// CODE): the parameter list's block descriptors are checked (count ≤
 /// [`UNMAP_DESCRIPTORS_MAX`], each in range, total ≤ the Block Limits
-/// MAXIMUM UNMAP LBA COUNT) and then zeroed. A parameter list length of 0
+/// MAXIMUM UNMAP LBA COUNT) and then deallocated where the backend can
+/// ([`LuInfo::deallocate`]), zeroed otherwise. A parameter list length of 0
 /// → GOOD; 1..7 → PARAMETER LIST LENGTH ERROR; ANCHOR → INVALID FIELD IN
 /// CDB (ANC_SUP 0).
 pub(crate) fn unmap(ex: &mut Exec<'_, '_>) -> Outcome {
@@ -216,7 +234,7 @@ pub(crate) fn unmap(ex: &mut Exec<'_, '_>) -> Outcome {
         }
         let lba = cdb::be64(p, at);
         let count = u64::from(cdb::be32(p, at + 8));
-        if let Err(s) = check_range(lu, lba, count) {
+        if let Err(s) = check_range(ex.nexus.num_blocks(lu), lba, count) {
             return cc(s);
         }
         total += count;
@@ -229,6 +247,9 @@ pub(crate) fn unmap(ex: &mut Exec<'_, '_>) -> Outcome {
     }
     if ranges.is_empty() {
         return Outcome::good(0);
+    }
+    if lu.deallocate {
+        return Outcome::Job(Box::new(Job::deallocate(ranges, lu.block_size, 0)));
     }
     Outcome::Job(Box::new(Job::fill(ranges, Pattern::Zeros, lu.block_size, 0)))
 }
@@ -366,11 +387,12 @@ pub(crate) fn sanitize(ex: &mut Exec<'_, '_>) -> Outcome {
     }
     let bytes = pattern.to_vec();
     let shared = ex.nexus.shared();
+    let capacity = ex.nexus.num_blocks(lu);
     let Some(runner) = shared.sanitize.runner() else {
         let pattern = Pattern::Bytes(bytes);
-        return Outcome::Job(Box::new(Job::sanitize(lu.num_blocks, pattern, lu.block_size, shared)));
+        return Outcome::Job(Box::new(Job::sanitize(capacity, pattern, lu.block_size, shared)));
     };
-    let op = SanitizeOp { pattern: bytes, passes: b0 & 0x1f, block_size: lu.block_size, blocks: lu.num_blocks };
+    let op = SanitizeOp { pattern: bytes, passes: b0 & 0x1f, block_size: lu.block_size, blocks: capacity };
     if !shared.try_begin_sanitize() {
         // Another nexus started one since this command was checked.
         return cc(Sense::sanitize_in_progress(shared.sanitize.progress()));

@@ -1,5 +1,6 @@
 //! Commands that need more than one backend operation, or data
-//! transformed between them: WRITE SAME, UNMAP (zeros on an LBPRZ LU),
+//! transformed between them: WRITE SAME, UNMAP (deallocation on a backend
+//! that can, zeros otherwise), GET LBA STATUS on a deallocating backend,
 //! SANITIZE, COMPARE AND WRITE, ORWRITE, EXTENDED COPY, and writes that
 //! must wait for a COMPARE AND WRITE holding their range.
 //!
@@ -9,7 +10,9 @@
 //! operation until it answers [`JobStep::Done`]. A step either asks for one
 //! backend read or write (from/into `data` or a second buffer, `scratch`,
 //! at most [`CHUNK_BYTES`] long), asks to be called again later
-//! ([`JobStep::Wait`], a CAW range is locked), or finishes. Jobs allocate
+//! ([`JobStep::Wait`], a CAW range is locked), or finishes. A job that
+//! answers with Data-In (GET LBA STATUS) leaves it at the start of
+//! `scratch`, `data_len` bytes as its [`Outcome::Done`] says. Jobs allocate
 //! (their scratch buffer, range lists); they are never on the READ/WRITE
 //! path.
 
@@ -17,12 +20,20 @@ use crate::bytes::{copy_prefix, prefix};
 use std::sync::Arc;
 
 use super::commands::complete_backend;
+use super::lba_status;
 use super::lu_shared::LuShared;
 use super::sense::Sense;
+use super::writer::DataIn;
 use super::{BackendOp, BackendStatus, IoRequest, Outcome};
 
-/// Largest backend operation a job issues (bytes).
+/// Largest backend read or write a job issues (bytes).
 pub const CHUNK_BYTES: u32 = 1 << 20;
+/// Largest range of one [`BackendOp::Deallocate`] (bytes).
+pub const DEALLOCATE_BYTES: u32 = 1 << 30;
+/// Most LBA status descriptors one GET LBA STATUS returns (the backend
+/// answers with at most twice as many runs: a bounded number of lseek
+/// calls on the shard).
+pub const LBA_STATUS_DESCRIPTORS_MAX: usize = 64;
 
 /// Which buffer a job's backend operation uses.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -60,6 +71,11 @@ pub enum Pattern {
 enum Kind {
     /// Write `pattern` over every (lba, blocks) range.
     Fill { ranges: Vec<(u64, u64)>, idx: usize, done: u64, pattern: Pattern, ready: bool },
+    /// Deallocate every (lba, blocks) range.
+    Deallocate { ranges: Vec<(u64, u64)>, idx: usize, done: u64 },
+    /// GET LBA STATUS from `lba`: ask the backend, then encode at most
+    /// `max` descriptors (cut to `alloc` bytes) against `capacity` blocks.
+    LbaStatus { lba: u64, capacity: u64, max: usize, alloc: u32, asked: bool },
     /// COMPARE AND WRITE (`or` = false) or ORWRITE (`or` = true) of `blocks` at `lba`.
     ReadModifyWrite { lba: u64, blocks: u64, or: bool, phase: u8 },
     /// A plain write, held while a CAW holds part of its range.
@@ -119,6 +135,22 @@ impl Job {
     pub fn fill(ranges: Vec<(u64, u64)>, pattern: Pattern, block_size: u32, data_out: u32) -> Job {
         let kind = Kind::Fill { ranges, idx: 0, done: 0, pattern, ready: false };
         Job::new(kind, block_size, data_out, None)
+    }
+
+    /// Deallocate (lba, blocks) `ranges` (UNMAP, WRITE SAME with UNMAP on a
+    /// deallocating LU) after collecting `data_out` bytes of Data-Out
+    /// (WRITE SAME's one block, ignored).
+    pub fn deallocate(ranges: Vec<(u64, u64)>, block_size: u32, data_out: u32) -> Job {
+        Job::new(Kind::Deallocate { ranges, idx: 0, done: 0 }, block_size, data_out, None)
+    }
+
+    /// GET LBA STATUS (SBC-4 §5.6) from `lba` on an LU of `capacity`
+    /// blocks whose backend reports provisioning ([`BackendOp::MapStatus`]):
+    /// as many descriptors as `alloc` bytes hold (at least one, at most
+    /// [`LBA_STATUS_DESCRIPTORS_MAX`]); the Data-In is cut to `alloc`.
+    pub fn lba_status(lba: u64, capacity: u64, block_size: u32, alloc: u32) -> Job {
+        let max = ((alloc as usize).saturating_sub(8) / 16).clamp(1, LBA_STATUS_DESCRIPTORS_MAX);
+        Job::new(Kind::LbaStatus { lba, capacity, max, alloc, asked: false }, block_size, 0, None)
     }
 
     /// SANITIZE OVERWRITE of the whole LU with `pattern`: sets the LU's
@@ -210,8 +242,10 @@ impl Job {
     pub fn step(&mut self, last: Option<BackendStatus>, data: &mut [u8], scratch: &mut Vec<u8>) -> JobStep {
         if let Some(st) = last.filter(|s| *s != BackendStatus::Ok) {
             self.unlock();
-            let op = if matches!(&self.kind, Kind::ReadModifyWrite { phase: 1, .. } | Kind::Copy { reading: false, .. })
-            {
+            let op = if matches!(
+                &self.kind,
+                Kind::ReadModifyWrite { phase: 1, .. } | Kind::Copy { reading: false, .. } | Kind::LbaStatus { .. }
+            ) {
                 BackendOp::Read
             } else {
                 BackendOp::Write
@@ -222,6 +256,60 @@ impl Job {
         let bs = self.block_size as usize;
         let chunk = self.chunk_blocks();
         match &mut self.kind {
+            Kind::Deallocate { ranges, idx, done } => {
+                let max = u64::from(DEALLOCATE_BYTES / self.block_size).max(1);
+                while let Some(&(lba, blocks)) = ranges.get(*idx) {
+                    if *done >= blocks {
+                        *idx += 1;
+                        *done = 0;
+                        continue;
+                    }
+                    let n = (blocks - *done).min(max);
+                    let at = lba + *done;
+                    *done += n;
+                    let bs = bs as u64;
+                    let io = IoRequest {
+                        op: BackendOp::Deallocate,
+                        offset: at * bs,
+                        len: (n * bs) as u32,
+                        fua: false,
+                        verify: false,
+                    };
+                    return JobStep::Io(io, JobBuf::Scratch);
+                }
+                JobStep::Done(Outcome::good(0))
+            }
+            Kind::LbaStatus { lba, capacity, max, alloc, asked } => {
+                let bs64 = bs as u64;
+                if !*asked {
+                    *asked = true;
+                    scratch.clear();
+                    scratch.resize(2 * *max * lba_status::RECORD_LEN, 0);
+                    let io = IoRequest {
+                        op: BackendOp::MapStatus,
+                        offset: *lba * bs64,
+                        len: scratch.len() as u32,
+                        fua: false,
+                        verify: false,
+                    };
+                    return JobStep::Io(io, JobBuf::Scratch);
+                }
+                let d = lba_status::descriptors(lba_status::records(scratch), *lba, *capacity, self.block_size, *max);
+                let n = 8 + 16 * d.len();
+                scratch.clear();
+                scratch.resize(n, 0);
+                let mut w = DataIn::new(scratch, n);
+                w.u32((n - 4) as u32); // PARAMETER DATA LENGTH
+                w.u32(0);
+                for (at, blocks, p) in d {
+                    w.u64(at);
+                    w.u32(blocks);
+                    w.u8(p.code()); // PROVISIONING STATUS
+                    w.u8(0); // ADDITIONAL STATUS
+                    w.zeros(2);
+                }
+                JobStep::Done(Outcome::good(w.data_len().min(*alloc)))
+            }
             Kind::Fill { ranges, idx, done, pattern, ready } => {
                 if !*ready {
                     let blocks = ranges.iter().map(|r| r.1).max().unwrap_or(0).min(chunk) as usize;
@@ -401,6 +489,8 @@ mod tests {
                         BackendOp::Read => buf[..io.len as usize].copy_from_slice(&medium[r]),
                         BackendOp::Write => medium[r].copy_from_slice(&buf[..io.len as usize]),
                         BackendOp::Flush => {}
+                        BackendOp::Deallocate => medium[r].fill(0),
+                        BackendOp::MapStatus => unreachable!("no status job here"),
                     }
                     last = Some(BackendStatus::Ok);
                 }

@@ -41,6 +41,10 @@
 //!   loads it when a task starts or finishes and on its tick, and ends the
 //!   tasks it accepted before the move.
 //! - `tas` is the Control page TAS bit (LU-wide, default on).
+//! - `blocks` is the LU's capacity once an online resize set it (0: the
+//!   configured [`super::LuInfo::num_blocks`]); every command's range check
+//!   and READ CAPACITY read it with one `Acquire` load
+//!   ([`LuShared::num_blocks`]), so all shards see a resize at once.
 //! - `reset_epoch` counts LUN/target resets; a task of another nexus that
 //!   ran across one ends with TASK ABORTED (TAS = 1) — one load when the
 //!   task completes.
@@ -147,6 +151,8 @@ pub struct LuShared {
     /// The LU's sanitize operation: runner, progress, failure
     /// ([`super::sanitize`]).
     pub sanitize: super::sanitize::SanitizeState,
+    /// Capacity in blocks after an online resize; 0 until one.
+    blocks: AtomicU64,
     /// Current WCE of the Caching mode page, LU-wide (0: the LU's
     /// configured default, 1: off, 2: on).
     wce: AtomicU8,
@@ -347,6 +353,31 @@ impl LuShared {
     /// nexus (SBC-4 §4.6).
     pub fn capacity_changed(&self) {
         self.post_unit_attention(Sense::capacity_changed(), None);
+    }
+
+    /// The LU's capacity in blocks: the last [`Self::set_num_blocks`], or
+    /// `configured` (the snapshot's [`super::LuInfo::num_blocks`]) before
+    /// any resize. One load.
+    pub fn num_blocks(&self, configured: u64) -> u64 {
+        match self.blocks.load(Ordering::Acquire) {
+            0 => configured,
+            n => n,
+        }
+    }
+
+    /// Online resize: every later command on every shard range-checks
+    /// against `blocks` (> 0) and READ CAPACITY reports it. Changing it
+    /// raises CAPACITY DATA HAS CHANGED on every nexus ([`Self::capacity_changed`])
+    /// unless it was already `blocks` (compared with `configured` before
+    /// any resize). Returns whether it changed.
+    pub fn set_num_blocks(&self, blocks: u64, configured: u64) -> bool {
+        assert!(blocks > 0, "an LU has at least one block");
+        let old = self.blocks.swap(blocks, Ordering::AcqRel);
+        let old = if old == 0 { configured } else { old };
+        if old != blocks {
+            self.capacity_changed();
+        }
+        old != blocks
     }
 
     /// LOGICAL UNIT RESET (SAM-5 §6.3.2): BUS DEVICE RESET FUNCTION OCCURRED

@@ -25,6 +25,7 @@ pub mod commands;
 mod ext;
 mod inquiry;
 pub mod job;
+pub mod lba_status;
 pub mod lu_shared;
 mod mode;
 pub mod pr;
@@ -98,8 +99,16 @@ pub struct LuInfo {
     pub rel_port_id: u16,
     /// Target port group (VPD 0x83 / ALUA).
     pub port_group: u16,
-    /// Backend reads of unmapped blocks return zeros (LBPRZ); thin provisioning off for now.
+    /// Logical block provisioning management (SBC-4 §4.7): UNMAP and WRITE
+    /// SAME with UNMAP are accepted, and blocks they unmap read back as
+    /// zeros (LBPME and LBPRZ in READ CAPACITY(16), VPD B2h).
     pub thin: bool,
+    /// The backend really deallocates ([`BackendOp::Deallocate`]) and can
+    /// tell mapped from deallocated blocks ([`BackendOp::MapStatus`]): UNMAP
+    /// gives the space back and GET LBA STATUS reports it. Only meaningful
+    /// with [`Self::thin`]; a thin LU without it unmaps by writing zeros and
+    /// reports every block mapped.
+    pub deallocate: bool,
     /// The target port groups (one per iSCSI portal group: id = portal
     /// group tag) and their asymmetric access states, ascending by id
     /// (SPC-4 §5.16). Empty: one group, [`Self::port_group`],
@@ -242,6 +251,13 @@ impl NexusState {
         }
     }
 
+    /// The LU's capacity in blocks as this nexus sees it now: after an
+    /// online resize the LU's shared value ([`LuShared::num_blocks`]),
+    /// otherwise `lu.num_blocks`. One atomic load.
+    pub fn num_blocks(&self, lu: &LuInfo) -> u64 {
+        self.link.as_ref().map_or(lu.num_blocks, |l| l.shared.num_blocks(lu.num_blocks))
+    }
+
     /// Writes are refused: a read-only LU or SWP set (SPC-4 §7.5.8).
     pub fn write_protected(&self, lu: &LuInfo) -> bool {
         lu.read_only || self.link.as_ref().is_some_and(|l| l.shared.swp())
@@ -339,6 +355,16 @@ pub enum BackendOp {
     Write,
     /// Make everything written so far durable (SYNCHRONIZE CACHE).
     Flush,
+    /// Deallocate `len` bytes at `offset` (UNMAP, WRITE SAME with UNMAP);
+    /// no buffer. Afterwards the range reads as zeros (LBPRZ), whatever the
+    /// backend could give back. Only sent to backends that say they can
+    /// ([`LuInfo::deallocate`]).
+    Deallocate,
+    /// Report which bytes from `offset` to the end of the store are mapped
+    /// and which are deallocated, as [`lba_status`] records filling at most
+    /// the `len`-byte buffer (GET LBA STATUS). Only sent to backends that
+    /// deallocate ([`LuInfo::deallocate`]).
+    MapStatus,
 }
 
 /// A request to the backend derived from a CDB.

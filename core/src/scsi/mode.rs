@@ -174,12 +174,12 @@ fn mode_sense(ex: &mut Exec<'_, '_>, ten: bool) -> Outcome {
     }
     match bd_len {
         8 => {
-            w.u32(u32::try_from(lu.num_blocks).unwrap_or(u32::MAX));
+            w.u32(u32::try_from(ex.nexus.num_blocks(lu)).unwrap_or(u32::MAX));
             w.u8(0);
             w.bytes(&lu.block_size.to_be_bytes()[1..]);
         }
         16 => {
-            w.u64(lu.num_blocks);
+            w.u64(ex.nexus.num_blocks(lu));
             w.u32(0);
             w.u32(lu.block_size);
         }
@@ -304,9 +304,9 @@ fn parse_mode_select(p: &[u8], ten: bool, lu: &LuInfo, nexus: &NexusState) -> Re
     let mut at = hdr;
     while at < hdr + bd_len {
         let (blocks, current, len_at, block_len) = if long {
-            (cdb::be64(p, at), lu.num_blocks, at + 12, cdb::be32(p, at + 12))
+            (cdb::be64(p, at), nexus.num_blocks(lu), at + 12, cdb::be32(p, at + 12))
         } else {
-            (u64::from(cdb::be32(p, at)), lu.num_blocks.min(u64::from(u32::MAX)), at + 5, cdb::be24(p, at + 5))
+            (u64::from(cdb::be32(p, at)), nexus.num_blocks(lu).min(u64::from(u32::MAX)), at + 5, cdb::be24(p, at + 5))
         };
         if blocks != 0 && blocks != current {
             return Err(bad(at, None));

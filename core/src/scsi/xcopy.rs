@@ -133,8 +133,8 @@ pub(crate) fn extended_copy(ex: &mut Exec<'_, '_>) -> Outcome {
             return copy_aborted(Asc::COPY_TARGET_DEVICE_NOT_REACHABLE);
         }
         if blocks > SEGMENT_BLOCKS_MAX
-            || check_range(lu, src_lba, u64::from(blocks)).is_err()
-            || check_range(lu, dst_lba, u64::from(blocks)).is_err()
+            || check_range(ex.nexus.num_blocks(lu), src_lba, u64::from(blocks)).is_err()
+            || check_range(ex.nexus.num_blocks(lu), dst_lba, u64::from(blocks)).is_err()
         {
             return copy_aborted(Asc::NO_ADDITIONAL_SENSE);
         }

@@ -10,7 +10,7 @@ use shardtgt_core::conn::{ConnInfo, ConnState, Connection};
 use shardtgt_core::ids::{Cid, Isid, Itt, Lun, Tsih, Ttt};
 use shardtgt_core::pdu::frame::{decode_pdu, encode_pdu, DigestMode};
 use shardtgt_core::pdu::*;
-use shardtgt_core::scsi::{BackendOp, BackendStatus, LuInfo};
+use shardtgt_core::scsi::{lba_status, BackendOp, BackendStatus, LuInfo};
 use shardtgt_core::serial::{CmdSn, StatSn};
 use shardtgt_core::session::Registry;
 use shardtgt_core::target::{Limits, LuConfig, Portal, TargetConfig, TargetSet};
@@ -33,6 +33,12 @@ pub fn harness_on(set: &Arc<TargetSet>, isid: u64) -> Harness {
 }
 
 pub fn target_set(limits: Limits) -> Arc<TargetSet> {
+    target_set_with(limits, false)
+}
+
+/// The harness's target; `thin`: its LU is thin and deallocates (the
+/// harness disk keeps a map of deallocated blocks).
+pub fn target_set_with(limits: Limits, thin: bool) -> Arc<TargetSet> {
     let info = LuInfo {
         block_size: BLOCK,
         num_blocks: BLOCKS,
@@ -47,7 +53,8 @@ pub fn target_set(limits: Limits) -> Arc<TargetSet> {
         rel_port_id: 1,
         port_group: 1,
         port_groups: Vec::new(),
-        thin: false,
+        thin,
+        deallocate: thin,
     };
     Arc::new(TargetSet {
         targets: vec![TargetConfig {
@@ -95,6 +102,8 @@ pub struct Harness {
     pub hold_backend: bool,
     /// Requests taken from the connection while `hold_backend` was set.
     held_requests: Vec<shardtgt_core::conn::BackendRequest>,
+    /// Per block: deallocated (thin LU model; starts all deallocated).
+    pub holes: Vec<bool>,
 }
 
 impl Harness {
@@ -103,7 +112,15 @@ impl Harness {
     }
 
     pub fn with_registry(limits: Limits, registry: Arc<Registry>) -> Self {
-        let set = target_set(limits);
+        Self::build(target_set(limits), registry)
+    }
+
+    /// A harness whose LU is thin and deallocates.
+    pub fn thin(limits: Limits) -> Self {
+        Self::build(target_set_with(limits, true), Arc::new(Registry::new(0)))
+    }
+
+    fn build(set: Arc<TargetSet>, registry: Arc<Registry>) -> Self {
         let conn = Connection::new(set, registry.clone(), ConnInfo { peer: "test".into(), tpgt: 1 }, 0);
         Harness {
             conn,
@@ -121,6 +138,7 @@ impl Harness {
             backend_fail: None,
             hold_backend: false,
             held_requests: Vec::new(),
+            holes: vec![true; BLOCKS as usize],
         }
     }
 
@@ -173,11 +191,35 @@ impl Harness {
                 let off = req.offset as usize;
                 let len = req.len as usize;
                 let buf = self.conn.backend_buffer(req.tag);
-                assert_eq!(buf.len(), len);
+                let blocks = off / BLOCK as usize..(off + len).div_ceil(BLOCK as usize);
                 match req.op {
                     BackendOp::Read => buf.copy_from_slice(&self.disk[off..off + len]),
-                    BackendOp::Write => self.disk[off..off + len].copy_from_slice(buf),
+                    BackendOp::Write => {
+                        self.disk[off..off + len].copy_from_slice(buf);
+                        self.holes[blocks].fill(false);
+                    }
                     BackendOp::Flush => {}
+                    BackendOp::Deallocate => {
+                        assert!(buf.is_empty(), "no buffer for a deallocation");
+                        self.disk[off..off + len].fill(0);
+                        self.holes[blocks].fill(true);
+                    }
+                    BackendOp::MapStatus => {
+                        // Runs of equal state from `off`, as records.
+                        buf.fill(0);
+                        let mut i = 0;
+                        let mut b = off / BLOCK as usize;
+                        while b < self.holes.len() {
+                            let h = self.holes[b];
+                            let n = self.holes[b..].iter().take_while(|&&x| x == h).count();
+                            let state = if h { lba_status::DEALLOCATED } else { lba_status::MAPPED };
+                            if !lba_status::put(buf, i, (n * BLOCK as usize) as u64, state) {
+                                break;
+                            }
+                            i += 1;
+                            b += n;
+                        }
+                    }
                 }
             }
             self.conn.handle_backend(req.tag, status, self.now);
