@@ -113,7 +113,7 @@ fn build_restart_logout_delete() {
     fails(&sock, &["lun", "new", "1", "0", "--backend", "ram", "--size", "1M"], 1, "already has LUN 0");
     fails(&sock, &["target", "delete", "42"], 1, "no target with tid 42");
     fails(&sock, &["lun", "new", "1", "9", "--backend", "file", "--path", "/nonexistent/x.img"], 1, "does not exist");
-    fails(&sock, &["lun", "resize", "1", "1", "1M"], 1, "shrinking");
+    fails(&sock, &["lun", "resize", "1", "0", "32MiB"], 1, "ram LUN cannot be resized");
     fails(&sock, &["chap", "account", "new", "bob", "short"], 1, "12 to 256");
     fails(&sock, &["frobnicate"], 2, "unknown command");
     let mut raw = UnixStream::connect(&sock).unwrap();
@@ -248,12 +248,20 @@ fn build_restart_logout_delete() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "usage error");
 
-    // A file LUN grows at runtime (the file with it); shrinking is refused.
+    // A file LUN grows at runtime (the file with it); shrinking past data
+    // in use is refused, and the file keeps its size.
     let img = d.join("grow.img");
     ok(&sock, &["lun", "new", "3", "2", "--backend", "file", "--path", img.to_str().unwrap(), "--size", "1MiB"]);
     ok(&sock, &["lun", "resize", "3", "2", "4MiB"]);
     assert_eq!(std::fs::metadata(&img).unwrap().len(), 4 << 20);
-    fails(&sock, &["lun", "resize", "3", "2", "2MiB"], 1, "shrinking");
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+        f.write_all_at(&[0xAB; 4096], 3 << 20).unwrap();
+        f.sync_all().unwrap();
+    }
+    fails(&sock, &["lun", "resize", "3", "2", "2MiB"], 1, "data in use at byte 3145728");
+    assert_eq!(std::fs::metadata(&img).unwrap().len(), 4 << 20);
     let shown = ok(&sock, &["config", "show"]);
     assert!(shown.contains("secret = \"<set>\"") && !shown.contains("alice-secret"), "{shown}");
     assert!(ok(&sock, &["config", "save"]).contains("saved to"));

@@ -20,7 +20,7 @@ Commands:
           [--direct] [--workers N] [--serial S] [--vendor V] [--product P]
   lun delete TARGET LUN
   lun update TARGET LUN [--read-only on|off] [--write-cache on|off]
-  lun resize TARGET LUN SIZE            (grow only)
+  lun resize TARGET LUN SIZE            (shrink: only with nothing in use past the new end)
   portal add ADDRESS [--tpgt N]         (\"10.0.0.1:3260\", \"[::]:3260\")
   portal remove ADDRESS
   alua set TARGET TPGT STATE            (active-optimized, active-non-optimized,

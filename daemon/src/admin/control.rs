@@ -7,9 +7,16 @@
 //! every shard → restart the acceptor if the portals changed. A failure
 //! before the file write leaves everything as it was.
 //!
+//! A LUN whose size alone changes (admin `lun resize`, or a reload with a
+//! new `size`) keeps its backend: the store is resized in place
+//! ([`Backend::resize`]: a file grows sparse, shrinks only when nothing is
+//! in use past the new end; a RAM LUN refuses), then the LU's shared
+//! capacity ([`LuShared::set_num_blocks`], read by every shard's range
+//! checks and READ CAPACITY) changes and every I_T nexus gets CAPACITY
+//! DATA HAS CHANGED once; the new snapshot carries the same size.
+//!
 //! Backend slots are never reused. A LUN deleted (or whose backend is
-//! replaced, e.g. by a resize) is retired after the snapshot that dropped
-//! it: every shard drops its handle once it has no backend request in
+//! replaced) is retired after the snapshot that dropped it: every shard drops its handle once it has no backend request in
 //! flight, and the backend itself is freed with the last handle (`Arc`).
 //! Sessions that still address the LUN get LOGICAL UNIT NOT SUPPORTED from
 //! the new snapshot. It never runs on a shard thread.
@@ -59,6 +66,45 @@ fn same_store(a: &BackendSpec, b: &BackendSpec) -> bool {
     }
 }
 
+/// Can the running backend made from `a` be resized in place to serve `b`?
+/// Same store, only the size differs (and is given).
+fn resizable(a: &BackendSpec, b: &BackendSpec) -> bool {
+    b.size_bytes.is_some() && a.kind == b.kind && BackendSpec { size_bytes: b.size_bytes, ..a.clone() } == *b
+}
+
+/// One online resize a configuration asks for.
+#[derive(Debug, Clone)]
+pub struct Resize {
+    what: String,
+    backend: Arc<dyn Backend>,
+    shared: Arc<LuShared>,
+    from: u64,
+    to: u64,
+    block_size: u32,
+}
+
+impl Resize {
+    /// Resize the store; the error names the LUN.
+    fn apply(&self) -> Result<(), String> {
+        self.backend.resize(self.to).map_err(|e| format!("{}: {e}", self.what))
+    }
+
+    /// Put the store back (after a later step failed).
+    fn revert(&self) {
+        if let Err(e) = self.backend.resize(self.from) {
+            warn!("{}: cannot undo the resize: {e}", self.what);
+        }
+    }
+
+    /// Publish the new capacity to every shard and nexus.
+    fn publish(&self) {
+        let bs = u64::from(self.block_size);
+        if self.shared.set_num_blocks(self.to / bs, self.from / bs) {
+            info!(from = self.from, to = self.to, "{}: resized; CAPACITY DATA HAS CHANGED raised", self.what);
+        }
+    }
+}
+
 /// The backends that run, keyed by (lower-cased target name, LUN).
 #[derive(Debug, Default)]
 pub struct Live {
@@ -73,6 +119,8 @@ pub struct Prepared {
     pub set: TargetSet,
     /// Backends created for it, with their new slots (in slot order).
     pub added: Vec<(usize, Arc<dyn Backend>)>,
+    /// Kept backends to resize in place before the snapshot is served.
+    pub resizes: Vec<Resize>,
     lus: HashMap<(String, u16), LiveLu>,
     next_index: usize,
 }
@@ -83,6 +131,7 @@ impl Live {
     pub fn prepare(&self, cfg: &Config) -> Result<Prepared, String> {
         let mut lus = HashMap::new();
         let mut added = Vec::new();
+        let mut resizes = Vec::new();
         let mut next_index = self.next_index;
         let mut targets = Vec::new();
         for t in &cfg.targets {
@@ -90,8 +139,22 @@ impl Live {
             for l in &t.luns {
                 let key = (t.name.to_ascii_lowercase(), l.lun);
                 let old = self.lus.get(&key);
+                let mut resized_to = None;
                 let live = match old {
                     Some(o) if same_store(&o.spec, &l.backend) => o.clone(),
+                    Some(o) if o.spec.kind != BackendKind::Ram && resizable(&o.spec, &l.backend) => {
+                        let to = l.backend.size_bytes.unwrap_or(0);
+                        resizes.push(Resize {
+                            what: format!("target {} LUN {}", t.name, l.lun),
+                            backend: o.backend.clone(),
+                            shared: o.shared.clone(),
+                            from: o.backend.size_bytes(),
+                            to,
+                            block_size: l.backend.block_size,
+                        });
+                        resized_to = Some(to);
+                        LiveLu { spec: l.backend.clone(), ..o.clone() }
+                    }
                     Some(o) if o.spec.kind == BackendKind::Ram => {
                         return Err(format!(
                             "target {} LUN {}: changing a ram LUN's size or block size would lose its contents; \
@@ -113,13 +176,17 @@ impl Live {
                         }
                     }
                 };
-                luns.push(cfg.lu_config(t, l, live.index, &live.backend, live.shared.clone()));
+                let mut lc = cfg.lu_config(t, l, live.index, &live.backend, live.shared.clone());
+                if let Some(to) = resized_to {
+                    lc.info.num_blocks = to / u64::from(l.backend.block_size.max(1));
+                }
+                luns.push(lc);
                 lus.insert(key, live);
             }
             let idx = luns.iter().map(|l| l.lun).collect();
             targets.push(crate::config::to_core(t, luns, idx));
         }
-        Ok(Prepared { set: cfg.target_set(targets), added, lus, next_index })
+        Ok(Prepared { set: cfg.target_set(targets), added, resizes, lus, next_index })
     }
 
     /// Adopt what [`Live::prepare`] made.
@@ -291,19 +358,36 @@ impl Control {
     /// Apply `next`: the sequence in the module docs. `persist`: write the file.
     fn change(&mut self, next: Config, persist: bool) -> Result<(), String> {
         let prepared = self.live.prepare(&next)?;
+        // Resize stores in place first: a refused shrink changes nothing.
+        for (i, r) in prepared.resizes.iter().enumerate() {
+            if let Err(e) = r.apply() {
+                prepared.resizes[..i].iter().rev().for_each(Resize::revert);
+                return Err(e);
+            }
+        }
+        let undo = |p: &Prepared| p.resizes.iter().rev().for_each(Resize::revert);
         // Bind new portals before anything is written.
         let mut new_listeners = Vec::new();
         for p in &next.portals {
             if !self.bound.contains(&p.addr) {
-                let l = listen::bind(p.addr).map_err(|e| e.to_string())?;
+                let l = listen::bind(p.addr).map_err(|e| {
+                    undo(&prepared);
+                    e.to_string()
+                })?;
                 new_listeners.push((p.addr, Listener { listener: l, tpgt: p.tpgt }));
             }
         }
         if persist {
             if let Some(path) = &self.path {
-                write_atomic(path, &self.file_text(&next)).map_err(|e| format!("writing {}: {e}", path.display()))?;
+                write_atomic(path, &self.file_text(&next)).map_err(|e| {
+                    undo(&prepared);
+                    format!("writing {}: {e}", path.display())
+                })?;
             }
         }
+        // Every shard sees the new capacity from the LU's shared state at
+        // once (before the snapshot that carries it arrives).
+        prepared.resizes.iter().for_each(Resize::publish);
         for (index, b) in &prepared.added {
             let n = self.pool.add_backend(*index, b.clone(), SHARD_SEND_TIMEOUT);
             if n < self.pool.len() {
@@ -477,6 +561,43 @@ mod tests {
         live.commit(p);
         let p = live.prepare(&cfg("")).unwrap();
         assert_eq!(p.added[0].0, 2);
+    }
+
+    #[test]
+    fn a_size_change_resizes_in_place_and_raises_capacity_changed() {
+        let dir = std::env::temp_dir().join(format!("shardtgt-ctl-resize-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = dir.join("a.img");
+        let file = |size: &str| {
+            cfg(&format!(
+                "  [[target.lun]]\n  lun = 1\n  backend = \"file\"\n  path = \"{}\"\n  size = \"{size}\"\n",
+                img.display()
+            ))
+        };
+        let mut live = Live::default();
+        let p = live.prepare(&file("1MiB")).unwrap();
+        let shared = p.set.targets[0].luns[1].shared.clone();
+        let (id, _, _) = shared.attach(shardtgt_core::scsi::ItNexus::default());
+        live.commit(p);
+        let p = live.prepare(&file("2MiB")).unwrap();
+        assert!(p.added.is_empty(), "same backend");
+        assert_eq!(p.resizes.len(), 1);
+        assert_eq!(p.set.targets[0].luns[1].info.num_blocks, (2 << 20) / 512, "the snapshot has the new size");
+        assert!(Arc::ptr_eq(&p.set.targets[0].luns[1].shared, &shared));
+        p.resizes[0].apply().unwrap();
+        p.resizes[0].publish();
+        assert_eq!(std::fs::metadata(&img).unwrap().len(), 2 << 20);
+        assert_eq!(shared.num_blocks(0), (2 << 20) / 512);
+        let (uas, _) = shared.take_unit_attentions(id);
+        assert_eq!(uas, vec![shardtgt_core::scsi::Sense::capacity_changed()]);
+        live.commit(p);
+        // A refused shrink names the LUN and changes nothing.
+        std::fs::write(&img, vec![1u8; 2 << 20]).unwrap();
+        let p = live.prepare(&file("1MiB")).unwrap();
+        let e = p.resizes[0].apply().unwrap_err();
+        assert!(e.starts_with("target iqn.2026-11.io.shardtgt:p LUN 1: ") && e.contains("data in use"), "{e}");
+        assert_eq!(shared.num_blocks(0), (2 << 20) / 512);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -197,21 +197,13 @@ pub fn mutate(cfg: &Config, req: &Request) -> Result<Config, String> {
             if new == 0 || new % bs != 0 {
                 return Err(format!("size {new} is not a positive multiple of the block size {bs}"));
             }
-            let cur = match (l.backend.size_bytes, &l.backend.path) {
-                (Some(s), _) => s,
-                (None, Some(p)) => std::fs::metadata(p).map(|m| m.len() / bs * bs).unwrap_or(0),
-                (None, None) => 0,
-            };
-            if new < cur {
-                return Err(format!(
-                    "LUN {lun} is {cur} bytes; shrinking to {new} is refused (it would cut off data initiators may use)"
-                ));
-            }
-            if l.backend.kind == BackendKind::Ram && new != cur {
-                return Err("resizing a ram LUN is not supported yet (its contents would be lost)".into());
-            }
-            if l.backend.kind == BackendKind::Rdwr && l.backend.path.as_ref().is_some_and(|p| p.starts_with("/dev")) {
-                return Err("a block device's size is its own; resize the device".into());
+            // The store itself decides whether it can shrink (nothing in use
+            // past the new end) or grow (a device's own size): the control
+            // thread resizes it before the new configuration is kept.
+            if l.backend.kind == BackendKind::Ram && l.backend.size_bytes != Some(new) {
+                return Err("a ram LUN cannot be resized online (its memory region has a fixed size); \
+                            delete the LUN and create it again"
+                    .into());
             }
             l.backend.size_bytes = Some(new);
         }
@@ -528,7 +520,9 @@ mod tests {
             .unwrap_err()
             .contains("no LUN 9"));
         let e = run(&c, r#"{"op":"lun_resize","target":"1","lun":1,"size":"512K"}"#).unwrap_err();
-        assert!(e.contains("shrinking"), "{e}");
+        assert!(e.contains("ram LUN cannot be resized"), "{e}");
+        let e = run(&c, r#"{"op":"lun_resize","target":"1","lun":1,"size":"1000"}"#).unwrap_err();
+        assert!(e.contains("multiple of the block size"), "{e}");
         let e = run(&c, r#"{"op":"lun_resize","target":"1","lun":1,"size":"2M"}"#).unwrap_err();
         assert!(e.contains("ram"), "{e}");
         let c = run(&c, r#"{"op":"lun_new","target":"1","lun":2,"backend":"null","size":"1M"}"#).unwrap();

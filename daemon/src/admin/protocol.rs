@@ -23,7 +23,7 @@
 //! | `lun_new` | `target`, `lun`, `backend` (ram/null/file/rdwr), `size`? ("1GiB" or bytes), `path`?, `block_size`?, `read_only`?, `write_cache`?, `direct`?, `workers`?, `serial`?, `vendor`?, `product`? | null |
 //! | `lun_delete` | `target`, `lun` | null |
 //! | `lun_update` | `target`, `lun`, `read_only`?, `write_cache`? | null |
-//! | `lun_resize` | `target`, `lun`, `size` (grow only; ram: refused, data would be lost) | null |
+//! | `lun_resize` | `target`, `lun`, `size` (file/rdwr: grow; shrink only when nothing is in use past the new end; null: any; ram: refused) | null |
 //! | `portal_add` | `address` (`"10.0.0.1:3260"`, `"[::]:3260"`), `tpgt`? | null |
 //! | `portal_remove` | `address` | null |
 //! | `alua_set` | `target`, `tpgt` (portal group tag = target port group), `state` (`active-optimized`, `active-non-optimized`, `standby`, `unavailable`, `transitioning`) | null |
