@@ -59,6 +59,13 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn write(&self, offset: u64, buf: &[u8], fua: bool) -> Result<(), BackendStatus>;
     /// Make everything written so far durable.
     fn flush(&self) -> Result<(), BackendStatus>;
+    /// Deallocate `len` bytes at `offset`, blocking: they read back as
+    /// zeros afterwards. Only stores with [`Provisioning::deallocate`]
+    /// implement it; the others refuse (`EOPNOTSUPP`).
+    fn deallocate(&self, offset: u64, len: u64) -> Result<(), BackendStatus> {
+        let _ = (offset, len);
+        Err(BackendStatus::Other(libc::EOPNOTSUPP))
+    }
     /// Writes are refused (configured read-only, or the store could not be
     /// opened for writing). The LU must then be exported read-only.
     fn read_only(&self) -> bool {

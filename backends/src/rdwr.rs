@@ -121,6 +121,9 @@ impl Backend for RdwrBackend {
     fn provisioning(&self) -> Provisioning {
         self.store().provisioning()
     }
+    fn deallocate(&self, offset: u64, len: u64) -> Result<(), BackendStatus> {
+        self.store().deallocate_sync(offset, len)
+    }
     fn resize(&self, size_bytes: u64) -> Result<(), BackendError> {
         self.store().resize(size_bytes)
     }

@@ -3,7 +3,9 @@
 //! [`Backend`]'s blocking write and flush, independent of the connection,
 //! task and shard that started it.
 //!
-//! The overwrite is paced (`rate` bytes per second, 0 = as fast as the store
+//! A BLOCK ERASE deallocates the whole store in 1 GiB steps (stores with
+//! [`crate::Provisioning::deallocate`] only; the core offers it nowhere
+//! else), then flushes. The overwrite is paced (`rate` bytes per second, 0 = as fast as the store
 //! takes it): an LU under sanitize answers nothing but NOT READY anyway, so
 //! the only thing speed buys is an earlier end, while a whole-LU overwrite
 //! at full speed takes the store's bandwidth (and, for RAM LUs, memory
@@ -43,14 +45,16 @@ impl Sanitizer for ThreadSanitizer {
         let rate = self.rate;
         let name = self.name.clone();
         let spawned = std::thread::Builder::new().name("sanitize".into()).spawn(move || {
-            tracing::info!(lu = %name, passes = op.passes, blocks = op.blocks, "sanitize overwrite started");
-            let ok = match overwrite(backend.as_ref(), &op, rate, &shared) {
+            let what = if op.erase { "block erase" } else { "overwrite" };
+            tracing::info!(lu = %name, passes = op.passes, blocks = op.blocks, "sanitize {what} started");
+            let done = if op.erase { erase(backend.as_ref(), &op, &shared) } else { overwrite(backend.as_ref(), &op, rate, &shared) };
+            let ok = match done {
                 Ok(()) => {
-                    tracing::info!(lu = %name, "sanitize overwrite finished");
+                    tracing::info!(lu = %name, "sanitize {what} finished");
                     true
                 }
                 Err(why) => {
-                    tracing::error!(lu = %name, %why, "sanitize overwrite failed: medium access refused until a SANITIZE succeeds");
+                    tracing::error!(lu = %name, %why, "sanitize {what} failed: medium access refused until a SANITIZE succeeds");
                     false
                 }
             };
@@ -90,6 +94,20 @@ fn overwrite(backend: &dyn Backend, op: &SanitizeOp, rate: u64, shared: &LuShare
     Ok(())
 }
 
+/// Deallocate the whole store, then flush.
+fn erase(backend: &dyn Backend, op: &SanitizeOp, shared: &LuShared) -> Result<(), String> {
+    const STEP: u64 = 1 << 30;
+    let total = op.blocks.saturating_mul(u64::from(op.block_size.max(1)));
+    let mut off = 0u64;
+    while off < total {
+        let n = (total - off).min(STEP);
+        backend.deallocate(off, n).map_err(|s| format!("deallocate at byte {off}: {s:?}"))?;
+        off += n;
+        shared.sanitize.report_progress(off, total);
+    }
+    backend.flush().map_err(|s| format!("flush: {s:?}"))
+}
+
 /// Sleep until `written` bytes are no more than `rate` per second since
 /// `started`.
 fn pace(started: Instant, written: u64, rate: u64) {
@@ -122,7 +140,7 @@ mod tests {
         b.write(4096, &[7u8; 512], false).unwrap();
         let shared = Arc::new(LuShared::default());
         let s = ThreadSanitizer::new(b.clone(), 0, "t/0".into());
-        let op = SanitizeOp { pattern: vec![0xA5, 0x5A], passes: 2, block_size: 512, blocks: 6144 };
+        let op = SanitizeOp { erase: false, pattern: vec![0xA5, 0x5A], passes: 2, block_size: 512, blocks: 6144 };
         assert!(shared.try_begin_sanitize());
         s.start(op, shared.clone()).unwrap();
         wait_done(&shared, 0);
@@ -140,13 +158,50 @@ mod tests {
         let s = ThreadSanitizer::new(b, 8 << 20, "t/0".into());
         let t = Instant::now();
         shared.try_begin_sanitize();
-        s.start(SanitizeOp { pattern: vec![1], passes: 1, block_size: 4096, blocks: 512 }, shared.clone()).unwrap();
+        let op = SanitizeOp { erase: false, pattern: vec![1], passes: 1, block_size: 4096, blocks: 512 };
+        s.start(op, shared.clone()).unwrap();
         std::thread::sleep(Duration::from_millis(60));
         assert!(shared.sanitizing(), "still running while paced");
         let p = shared.sanitize.progress();
         assert!(p > 0 && p < 0xFFFF, "progress {p:#x} is reported mid-way");
         wait_done(&shared, 0);
         assert!(t.elapsed() >= Duration::from_millis(240), "took {:?}", t.elapsed());
+    }
+
+    #[test]
+    fn block_erase_deallocates_every_block() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("shardtgt-erase-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("lu.img");
+        let b = create(&BackendSpec::at_path(BackendKind::File, &path, Some(8 << 20), 512)).unwrap();
+        if !b.provisioning().deallocate {
+            eprintln!("SKIPPED: {} cannot punch holes", dir.display());
+            std::fs::remove_dir_all(&dir).unwrap();
+            return;
+        }
+        b.write(0, &vec![0x77u8; 8 << 20], false).unwrap();
+        b.flush().unwrap();
+        assert!(std::fs::metadata(&path).unwrap().blocks() >= 16384, "written out");
+        let shared = Arc::new(LuShared::default());
+        shared.try_begin_sanitize();
+        let op = SanitizeOp { erase: true, pattern: vec![], passes: 1, block_size: 512, blocks: 16384 };
+        ThreadSanitizer::new(b.clone(), 1, "t/2".into()).start(op, shared.clone()).unwrap();
+        wait_done(&shared, 0);
+        assert!(!shared.sanitize.failed());
+        assert_eq!(std::fs::metadata(&path).unwrap().blocks(), 0, "every block deallocated");
+        let mut all = vec![1u8; 8 << 20];
+        b.read(0, &mut all).unwrap();
+        assert!(all.iter().all(|&x| x == 0), "erased blocks read as zeros");
+        // A store that cannot deallocate fails the operation instead of pretending.
+        let ram = create(&BackendSpec::memory(BackendKind::Ram, 1 << 20, 512)).unwrap();
+        let shared = Arc::new(LuShared::default());
+        shared.try_begin_sanitize();
+        let op = SanitizeOp { erase: true, pattern: vec![], passes: 1, block_size: 512, blocks: 2048 };
+        ThreadSanitizer::new(ram, 0, "t/3".into()).start(op, shared.clone()).unwrap();
+        wait_done(&shared, 0);
+        assert!(shared.sanitize.failed());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -161,7 +216,10 @@ mod tests {
         let shared = Arc::new(LuShared::default());
         shared.try_begin_sanitize();
         ThreadSanitizer::new(b, 0, "t/1".into())
-            .start(SanitizeOp { pattern: vec![1], passes: 1, block_size: 512, blocks: 2048 }, shared.clone())
+            .start(
+                SanitizeOp { erase: false, pattern: vec![1], passes: 1, block_size: 512, blocks: 2048 },
+                shared.clone(),
+            )
             .unwrap();
         wait_done(&shared, 0);
         assert!(shared.sanitize.failed() && !shared.sanitizing());

@@ -437,6 +437,21 @@ impl Store {
         .map_err(IoFailure::Errno)
     }
 
+    /// [`crate::Backend::deallocate`] on the shared descriptor: bounds
+    /// checked, refused on a store that cannot deallocate or is read-only,
+    /// failures mapped and logged like any other I/O error.
+    pub(crate) fn deallocate_sync(&self, offset: u64, len: u64) -> Result<(), BackendStatus> {
+        if !self.punch {
+            return Err(BackendStatus::Other(libc::EOPNOTSUPP));
+        }
+        if self.read_only {
+            return Err(BackendStatus::ReadOnly);
+        }
+        crate::check_bounds(offset, len.try_into().unwrap_or(usize::MAX), self.size_bytes())?;
+        self.deallocate_blocking(self.fd.as_raw_fd(), offset, len)
+            .map_err(|f| self.log.fail(BackendOp::Deallocate, offset, f))
+    }
+
     /// Fill `buf` with provisioning records ([`lba_status`]) from `offset`
     /// to the end of the store: from `lseek(SEEK_DATA/SEEK_HOLE)` on a
     /// regular file (two calls per record at most, and at most one record

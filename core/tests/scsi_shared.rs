@@ -489,6 +489,44 @@ fn background_sanitize_outlives_its_command_and_reports_progress_and_failure() {
 }
 
 #[test]
+fn block_erase_is_offered_only_where_the_backend_deallocates() {
+    let shared = Arc::new(LuShared::default());
+    let runner = Arc::new(ManualSanitizer::default());
+    shared.sanitize.set_runner(runner.clone());
+    let mut a = nexus(&shared, "iqn.a", 1);
+    while run(&lu(true), &mut a, &TUR, &[]).sense().is_some_and(|s| s.key == SenseKey::UNIT_ATTENTION) {}
+    let erase = [0x48, 0x02, 0, 0, 0, 0, 0, 0, 0, 0];
+    // REPORT SUPPORTED OPERATION CODES, one command: 48h/02h.
+    let rsoc = [0xa3, 0x0c, 0x02, 0x48, 0x00, 0x02, 0, 0, 0, 64, 0, 0];
+    // VPD B1h byte 7: WABEREQ.
+    let b1 = [0x12, 0x01, 0xb1, 0, 64, 0];
+
+    // A thin LU that writes zeros (RAM): not offered.
+    let plain = lu(true);
+    assert_eq!(run(&plain, &mut a, &erase, &[]).sense(), Some(Sense::invalid_field_in_cdb(1, Some(4))));
+    let (_, d) = run_data(&plain, &mut a, &rsoc);
+    assert_eq!(d[1] & 0x07, 0x01, "SUPPORT 001b: not supported");
+    let (_, d) = run_data(&plain, &mut a, &b1);
+    assert_eq!(d[7] >> 6, 0, "WABEREQ 0 without BLOCK ERASE");
+
+    // A deallocating LU (file): offered, WABEREQ 01b, runs as an erase.
+    let dealloc = LuInfo { deallocate: true, ..lu(true) };
+    let (_, d) = run_data(&dealloc, &mut a, &rsoc);
+    assert_eq!(d[1] & 0x07, 0x03, "SUPPORT 011b");
+    let (_, d) = run_data(&dealloc, &mut a, &b1);
+    assert_eq!(d[7] >> 6, 1, "WABEREQ 01b: reads after a block erase succeed");
+    // A parameter list is not allowed.
+    let with_list = [0x48, 0x02, 0, 0, 0, 0, 0, 0, 8, 0];
+    assert_eq!(run(&dealloc, &mut a, &with_list, &[0; 8]).sense(), Some(Sense::invalid_field_in_cdb(7, None)));
+    assert!(!shared.sanitizing());
+    let immed = [0x48, 0x82, 0, 0, 0, 0, 0, 0, 0, 0]; // IMMED | BLOCK ERASE
+    assert_eq!(status(&run(&dealloc, &mut a, &immed, &[])), ScsiStatus::GOOD);
+    let ops = runner.started.lock().unwrap();
+    assert_eq!(ops.len(), 1);
+    assert!(ops[0].erase && ops[0].blocks == 1000);
+}
+
+#[test]
 fn wce_is_lu_wide_and_saved_values_survive_reset_and_restart() {
     let dir = std::env::temp_dir().join(format!("shardtgt-mode-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

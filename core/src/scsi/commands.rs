@@ -166,6 +166,7 @@ pub(crate) static COMMANDS: &[CommandDesc] = &[
     c(0x41, None, &[0x41, 0x08, 0xff, 0xff, 0xff, 0xff, 0, 0xff, 0xff, 0], ext::write_same),
     c(0x42, None, &[0x42, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0], ext::unmap),
     c(0x48, Some(0x01), &[0x48, 0x81, 0, 0, 0, 0, 0, 0xff, 0xff, 0], ext::sanitize),
+    c(0x48, Some(0x02), &[0x48, 0x82, 0, 0, 0, 0, 0, 0xff, 0xff, 0], ext::sanitize),
     c(0x55, None, &[0x55, 0x10, 0, 0, 0, 0, 0, 0xff, 0xff, 0], mode::mode_select_10),
     c(0x56, None, &[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0], pr::reserve),
     c(0x57, None, &[0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0], pr::release),
@@ -287,12 +288,16 @@ enum Lookup {
     UnknownOpcode,
 }
 
-fn lookup(cdb: &[u8]) -> Lookup {
+fn lookup(cdb: &[u8], lu: Option<&LuInfo>) -> Lookup {
     let op = cdb::u8_at(cdb, 0);
     let sa = cdb::service_action(cdb);
     let mut known_op = false;
     for d in COMMANDS {
         if d.opcode != op {
+            continue;
+        }
+        if !offered(d, lu) {
+            known_op = true;
             continue;
         }
         match d.sa {
@@ -306,6 +311,13 @@ fn lookup(cdb: &[u8]) -> Lookup {
     } else {
         Lookup::UnknownOpcode
     }
+}
+
+/// Whether `d` is offered on `lu`: SANITIZE BLOCK ERASE only where the
+/// backend deallocates (SBC-4 §4.11.3 wants the blocks really erased); every
+/// other command everywhere.
+fn offered(d: &CommandDesc, lu: Option<&LuInfo>) -> bool {
+    !(d.opcode == ScsiOpcode::SANITIZE.0 && d.sa == Some(0x02)) || lu.is_some_and(|l| l.deallocate)
 }
 
 /// The CDB usage data of a supported command (for the CDB bytes the
@@ -397,7 +409,7 @@ pub fn execute_with_parameter_list(
             }
         }
     }
-    let desc = match lookup(ctx.cdb) {
+    let desc = match lookup(ctx.cdb, ctx.lu) {
         Lookup::Found(d) => d,
         Lookup::UnknownServiceAction => return Outcome::check_condition(Sense::invalid_field_in_cdb(1, Some(4))),
         Lookup::UnknownOpcode => return Outcome::check_condition(Sense::invalid_opcode()),
@@ -812,6 +824,7 @@ fn report_supported_opcodes(ex: &mut Exec<'_, '_>) -> Outcome {
     let req_op = cdb::u8_at(cdb, 3);
     let req_sa = cdb::be16(cdb, 4);
     let alloc = cdb::be32(cdb, 6) as usize;
+    let lu = ex.ctx.lu;
     let with_sa = COMMANDS.iter().any(|d| d.opcode == req_op && d.sa.is_some());
     let without_sa = COMMANDS.iter().any(|d| d.opcode == req_op && d.sa.is_none());
     let one = match options {
@@ -819,14 +832,16 @@ fn report_supported_opcodes(ex: &mut Exec<'_, '_>) -> Outcome {
         1 if with_sa => return Outcome::check_condition(Sense::invalid_field_in_cdb(3, None)),
         1 => Some(COMMANDS.iter().find(|d| d.opcode == req_op)),
         2 if without_sa => return Outcome::check_condition(Sense::invalid_field_in_cdb(3, None)),
-        2 => Some(COMMANDS.iter().find(|d| d.opcode == req_op && d.sa.map(u16::from) == Some(req_sa))),
+        2 => {
+            Some(COMMANDS.iter().find(|d| d.opcode == req_op && d.sa.map(u16::from) == Some(req_sa) && offered(d, lu)))
+        }
         _ => return Outcome::check_condition(Sense::invalid_field_in_cdb(2, Some(2))),
     };
     let mut w = DataIn::new(ex.buf, alloc);
     match one {
         None => {
             w.u32(0); // COMMAND DATA LENGTH, patched
-            for d in COMMANDS {
+            for d in COMMANDS.iter().filter(|d| offered(d, lu)) {
                 w.u8(d.opcode);
                 w.u8(0);
                 w.u16(d.sa.map_or(0, u16::from));

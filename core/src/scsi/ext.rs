@@ -344,11 +344,14 @@ pub(crate) fn write_atomic(ex: &mut Exec<'_, '_>) -> Outcome {
     Outcome::Job(Box::new(Job::gated_write(io, lba, u64::from(blocks), bs, shared)))
 }
 
-/// SANITIZE (SBC-4 §5.30) OVERWRITE: the parameter list (OVERWRITE COUNT
+/// SANITIZE (SBC-4 §5.30). OVERWRITE: the parameter list (OVERWRITE COUNT
 /// 1..=31 passes, INVERT and TEST 0, an initialization pattern of 1..=block
 /// size bytes) is written over every block, pass after pass. As libiscsi
 /// expects, every malformed parameter list, and reserved CDB bits, answer
-/// INVALID FIELD IN CDB.
+/// INVALID FIELD IN CDB. BLOCK ERASE (only offered on an LU whose backend
+/// deallocates, [`LuInfo::deallocate`]; no parameter list): every block is
+/// deallocated and reads back as zeros (VPD B1h WABEREQ 01b), GET LBA
+/// STATUS then reports the whole LU deallocated.
 ///
 /// With a [`super::Sanitizer`] installed on the LU, the operation runs in
 /// the background and outlives this command, resets and nexus loss (SBC-4
@@ -356,8 +359,8 @@ pub(crate) fn write_atomic(ex: &mut Exec<'_, '_>) -> Outcome {
 /// IMMED = 0 waits for the end (GOOD, or MEDIUM ERROR / SANITIZE COMMAND
 /// FAILED). Without one it runs inside the command. While it runs, other
 /// commands get NOT READY, SANITIZE IN PROGRESS with its progress.
-/// BLOCK ERASE, CRYPTO ERASE and EXIT FAILURE MODE are not supported (not in
-/// the command table).
+/// CRYPTO ERASE and EXIT FAILURE MODE are not supported (not in the command
+/// table).
 pub(crate) fn sanitize(ex: &mut Exec<'_, '_>) -> Outcome {
     let lu = lu!(ex);
     let b1 = cdb::u8_at(ex.cdb(), 1);
@@ -371,8 +374,18 @@ pub(crate) fn sanitize(ex: &mut Exec<'_, '_>) -> Outcome {
     if let Some(i) = (2..7).find(|&i| cdb::u8_at(ex.cdb(), i) != 0) {
         return cc(Sense::invalid_field_in_cdb(i as u16, None));
     }
-    let p = ex.params;
     let bad = cc(Sense::invalid_field_in_cdb(7, None));
+    if b1 & 0x1f == SA_BLOCK_ERASE {
+        // SBC-4 §5.30.3: no parameter list.
+        if plen != 0 {
+            return bad;
+        }
+        if ex.nexus.write_protected(lu) {
+            return cc(Sense::write_protected());
+        }
+        return start_sanitize(ex, lu, None, b1 & 0x80 != 0);
+    }
+    let p = ex.params;
     if plen < 5 || p.len() < plen || plen > 4 + lu.block_size as usize {
         return bad;
     }
@@ -385,14 +398,24 @@ pub(crate) fn sanitize(ex: &mut Exec<'_, '_>) -> Outcome {
     if ex.nexus.write_protected(lu) {
         return cc(Sense::write_protected());
     }
-    let bytes = pattern.to_vec();
+    start_sanitize(ex, lu, Some((pattern.to_vec(), b0 & 0x1f)), b1 & 0x80 != 0)
+}
+
+/// SANITIZE service action BLOCK ERASE.
+const SA_BLOCK_ERASE: u8 = 0x02;
+
+/// Start a sanitize operation: an overwrite with (pattern, passes), or a
+/// block erase (`None`). See [`sanitize`].
+fn start_sanitize(ex: &mut Exec<'_, '_>, lu: &LuInfo, overwrite: Option<(Vec<u8>, u8)>, immed: bool) -> Outcome {
     let shared = ex.nexus.shared();
     let capacity = ex.nexus.num_blocks(lu);
     let Some(runner) = shared.sanitize.runner() else {
-        let pattern = Pattern::Bytes(bytes);
+        let pattern = overwrite.map(|(bytes, _)| Pattern::Bytes(bytes));
         return Outcome::Job(Box::new(Job::sanitize(capacity, pattern, lu.block_size, shared)));
     };
-    let op = SanitizeOp { pattern: bytes, passes: b0 & 0x1f, block_size: lu.block_size, blocks: capacity };
+    let erase = overwrite.is_none();
+    let (pattern, passes) = overwrite.unwrap_or((Vec::new(), 1));
+    let op = SanitizeOp { pattern, passes, block_size: lu.block_size, blocks: capacity, erase };
     if !shared.try_begin_sanitize() {
         // Another nexus started one since this command was checked.
         return cc(Sense::sanitize_in_progress(shared.sanitize.progress()));
@@ -409,7 +432,7 @@ pub(crate) fn sanitize(ex: &mut Exec<'_, '_>) -> Outcome {
         shared.set_sanitizing(false);
         return cc(Sense::internal_target_failure());
     }
-    if b1 & 0x80 != 0 {
+    if immed {
         return Outcome::good(0);
     }
     Outcome::Job(Box::new(Job::await_sanitize(before, shared)))

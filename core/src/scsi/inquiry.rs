@@ -68,7 +68,7 @@ pub(crate) fn inquiry(ex: &mut Exec<'_, '_>) -> Outcome {
                 true
             }
             0xb1 => {
-                block_device_characteristics(&mut w);
+                block_device_characteristics(&mut w, lu);
                 true
             }
             0xb2 if lu.thin => {
@@ -260,11 +260,15 @@ fn block_limits(w: &mut DataIn<'_>, lu: &LuInfo) {
 
 /// Block Device Characteristics (SBC-4 VPD B1h), page length 3Ch: MEDIUM
 /// ROTATION RATE 0001h (non-rotating medium), product type and form factor
-/// not reported.
-fn block_device_characteristics(w: &mut DataIn<'_>) {
+/// not reported; WABEREQ 01b (reads after a SANITIZE BLOCK ERASE succeed,
+/// returning zeros) where BLOCK ERASE is offered ([`LuInfo::deallocate`]),
+/// else 00b.
+fn block_device_characteristics(w: &mut DataIn<'_>, lu: &LuInfo) {
     begin_page(w, 0xb1);
     w.u16(0x0001);
-    w.zeros(58);
+    w.u8(0); // PRODUCT TYPE
+    w.u8(if lu.deallocate { 0x40 } else { 0 }); // WABEREQ, WACEREQ, NOMINAL FORM FACTOR
+    w.zeros(56);
     end_page(w);
 }
 

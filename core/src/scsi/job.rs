@@ -153,11 +153,15 @@ impl Job {
         Job::new(Kind::LbaStatus { lba, capacity, max, alloc, asked: false }, block_size, 0, None)
     }
 
-    /// SANITIZE OVERWRITE of the whole LU with `pattern`: sets the LU's
-    /// sanitize-in-progress state until the job ends.
-    pub fn sanitize(blocks: u64, pattern: Pattern, block_size: u32, shared: Arc<LuShared>) -> Job {
+    /// SANITIZE of the whole LU, an OVERWRITE with `pattern` or a BLOCK
+    /// ERASE (`None`: deallocation): sets the LU's sanitize-in-progress state
+    /// until the job ends.
+    pub fn sanitize(blocks: u64, pattern: Option<Pattern>, block_size: u32, shared: Arc<LuShared>) -> Job {
         shared.set_sanitizing(true);
-        let mut j = Job::fill(vec![(0, blocks)], pattern, block_size, 0);
+        let mut j = match pattern {
+            Some(p) => Job::fill(vec![(0, blocks)], p, block_size, 0),
+            None => Job::deallocate(vec![(0, blocks)], block_size, 0),
+        };
         j.shared = Some(shared);
         j.sanitize = true;
         j
@@ -277,6 +281,7 @@ impl Job {
                     };
                     return JobStep::Io(io, JobBuf::Scratch);
                 }
+                self.unlock();
                 JobStep::Done(Outcome::good(0))
             }
             Kind::LbaStatus { lba, capacity, max, alloc, asked } => {

@@ -33,9 +33,12 @@ use std::sync::{Arc, Mutex};
 
 use super::lu_shared::LuShared;
 
-/// One SANITIZE OVERWRITE request (SBC-4 §5.30.2).
+/// One SANITIZE OVERWRITE (SBC-4 §5.30.2) or BLOCK ERASE (§5.30.3) request.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct SanitizeOp {
+    /// BLOCK ERASE: deallocate every block (they read back as zeros);
+    /// `pattern` and `passes` are then unused.
+    pub erase: bool,
     /// Initialization pattern, repeated to fill every logical block.
     pub pattern: Vec<u8>,
     /// Number of passes over the medium (OVERWRITE COUNT, 1..=31).
@@ -49,14 +52,21 @@ pub struct SanitizeOp {
 impl SanitizeOp {
     fn to_text(&self) -> String {
         let hex: String = self.pattern.iter().map(|b| format!("{b:02x}")).collect();
-        format!("passes={}\nblock_size={}\nblocks={}\npattern={hex}\n", self.passes, self.block_size, self.blocks)
+        format!(
+            "erase={}\npasses={}\nblock_size={}\nblocks={}\npattern={hex}\n",
+            u8::from(self.erase),
+            self.passes,
+            self.block_size,
+            self.blocks
+        )
     }
 
     fn from_text(text: &str) -> Option<SanitizeOp> {
-        let mut op = SanitizeOp { pattern: Vec::new(), passes: 0, block_size: 0, blocks: 0 };
+        let mut op = SanitizeOp { erase: false, pattern: Vec::new(), passes: 0, block_size: 0, blocks: 0 };
         for line in text.lines() {
             let (k, v) = line.split_once('=')?;
             match k {
+                "erase" => op.erase = v == "1",
                 "passes" => op.passes = v.parse().ok()?,
                 "block_size" => op.block_size = v.parse().ok()?,
                 "blocks" => op.blocks = v.parse().ok()?,
@@ -70,7 +80,7 @@ impl SanitizeOp {
         }
         let ok = (1..=31).contains(&op.passes)
             && op.block_size > 0
-            && !op.pattern.is_empty()
+            && (op.erase || !op.pattern.is_empty())
             && op.pattern.len() <= op.block_size as usize;
         ok.then_some(op)
     }
@@ -203,7 +213,7 @@ mod tests {
 
     #[test]
     fn fill_repeats_the_pattern_from_each_block_start() {
-        let op = SanitizeOp { pattern: vec![1, 2, 3], passes: 1, block_size: 4, blocks: 2 };
+        let op = SanitizeOp { erase: false, pattern: vec![1, 2, 3], passes: 1, block_size: 4, blocks: 2 };
         let mut b = [9u8; 8];
         op.fill(&mut b);
         assert_eq!(b, [1, 2, 3, 1, 1, 2, 3, 1]);
@@ -214,8 +224,10 @@ mod tests {
 
     #[test]
     fn record_round_trips_and_rejects_garbage() {
-        let op = SanitizeOp { pattern: vec![0, 0xff, 0x10], passes: 7, block_size: 512, blocks: 99 };
+        let op = SanitizeOp { erase: false, pattern: vec![0, 0xff, 0x10], passes: 7, block_size: 512, blocks: 99 };
         assert_eq!(SanitizeOp::from_text(&op.to_text()), Some(op));
+        let erase = SanitizeOp { erase: true, pattern: vec![], passes: 1, block_size: 4096, blocks: 5 };
+        assert_eq!(SanitizeOp::from_text(&erase.to_text()), Some(erase));
         for bad in [
             "",
             "passes=0\nblock_size=512\nblocks=1\npattern=aa\n",
