@@ -672,6 +672,24 @@ impl DaemonProcess {
         Ok(d)
     }
 
+    /// Start the daemon with `dir/shardtgt.toml` written by `config(port)`
+    /// for a free port (logging to `dir/daemon.log`), trying other ports
+    /// when one is taken in between; panics after five failures.
+    pub fn start_in(dir: &Path, config: impl Fn(u16) -> String) -> DaemonProcess {
+        let cfg = dir.join("shardtgt.toml");
+        let mut last = None;
+        for _ in 0..5 {
+            let port = free_port();
+            std::fs::write(&cfg, config(port)).expect("write config");
+            match DaemonProcess::try_start(&cfg, &dir.join("daemon.log"), port) {
+                Ok(d) => return d,
+                Err(f) => last = Some(f),
+            }
+        }
+        let f = last.expect("five attempts");
+        panic!("shardtgtd did not start: exited {}\nlog:\n{}", f.status, f.log);
+    }
+
     /// Start it again on the same config and port after [`DaemonProcess::kill`];
     /// panics if it does not come up.
     pub fn restart(&mut self) {

@@ -3,12 +3,11 @@
 //! wrong secret), CHAP for discovery, and ACLs by name and by CIDR,
 //! including SendTargets hiding (RFC 7143 §12.1.3, §11.13.5).
 
-use std::fs;
 
 use shardtgt_core::login::chap::{decode_binary, encode_hex, ChapAlgorithm};
 use shardtgt_core::pdu::bhs::Opcode;
 use shardtgt_tests::initiator::{cdb, RawConn, ReadOutcome, RecvPdu};
-use shardtgt_tests::{free_port, DaemonProcess, ScratchDir};
+use shardtgt_tests::{DaemonProcess, ScratchDir};
 
 const INITIATOR: &str = "iqn.2026-11.test:chap";
 const T_CHAP: &str = "iqn.2026-11.io.shardtgt:chap";
@@ -63,15 +62,7 @@ acl = ["10.0.0.0/8"]
 }
 
 fn start(dir: &ScratchDir) -> DaemonProcess {
-    for _ in 0..5 {
-        let port = free_port();
-        let cfg = dir.path().join("shardtgt.toml");
-        fs::write(&cfg, config(port)).expect("write config");
-        if let Ok(d) = DaemonProcess::try_start(&cfg, &dir.path().join("daemon.log"), port) {
-            return d;
-        }
-    }
-    panic!("shardtgtd did not start");
+    DaemonProcess::start_in(dir.path(), config)
 }
 
 fn exchange(c: &mut RawConn, csg: u8, nsg: u8, transit: bool, keys: &[(&str, &str)]) -> RecvPdu {

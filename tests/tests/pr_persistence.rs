@@ -6,7 +6,7 @@
 use std::fs;
 
 use shardtgt_tests::initiator::RawConn;
-use shardtgt_tests::{free_port, DaemonProcess, ScratchDir};
+use shardtgt_tests::{DaemonProcess, ScratchDir};
 
 const TARGET: &str = "iqn.2026-11.io.shardtgt:pr";
 const KEY: u64 = 0x1122_3344_5566_7788;
@@ -55,17 +55,7 @@ fn logged_in(port: u16) -> RawConn {
 fn aptpl_reservation_survives_sigkill() {
     let dir = ScratchDir::new("pr-aptpl");
     let state = dir.path().join("state");
-    let mut d = None;
-    for _ in 0..5 {
-        let port = free_port();
-        let cfg = dir.path().join("shardtgt.toml");
-        fs::write(&cfg, config(port, &state)).expect("write config");
-        if let Ok(x) = DaemonProcess::try_start(&cfg, &dir.path().join("daemon.log"), port) {
-            d = Some(x);
-            break;
-        }
-    }
-    let mut d = d.expect("shardtgtd did not start");
+    let mut d = DaemonProcess::start_in(dir.path(), |port| config(port, &state));
     let mut c = logged_in(d.port());
     // REGISTER (APTPL) then RESERVE, type 5: Write Exclusive, Registrants Only.
     assert_eq!(prout(&mut c, 0x00, 0, 0, KEY, true), 0);

@@ -7,7 +7,7 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use shardtgt_tests::initiator::{cdb, RawConn, ScsiResult};
-use shardtgt_tests::{free_port, DaemonProcess, ScratchDir};
+use shardtgt_tests::{DaemonProcess, ScratchDir};
 
 const TARGET: &str = "iqn.2026-11.io.shardtgt:sanitize";
 /// 16 MiB at 4 MiB/s: about 4 s per pass.
@@ -74,17 +74,7 @@ fn wait_until_ready(c: &mut RawConn, limit: Duration) {
 fn sanitize_survives_nexus_loss_and_restart_and_overwrites_everything() {
     let dir = ScratchDir::new("sanitize");
     let state = dir.path().join("state");
-    let cfg = dir.path().join("shardtgt.toml");
-    let mut d = None;
-    for _ in 0..5 {
-        let port = free_port();
-        fs::write(&cfg, config(port, &state)).expect("write config");
-        if let Ok(x) = DaemonProcess::try_start(&cfg, &dir.path().join("daemon.log"), port) {
-            d = Some(x);
-            break;
-        }
-    }
-    let mut d = d.expect("shardtgtd did not start");
+    let mut d = DaemonProcess::start_in(dir.path(), |port| config(port, &state));
 
     let mut a = session(d.port(), "iqn.2026-11.test:sanitize-a");
     a.clear_unit_attention(0);

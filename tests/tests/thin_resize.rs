@@ -17,7 +17,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use shardtgt_tests::initiator::{cdb, RawConn, ScsiResult};
-use shardtgt_tests::{free_port, DaemonProcess, ScratchDir};
+use shardtgt_tests::{DaemonProcess, ScratchDir};
 
 const TARGET: &str = "iqn.2026-11.io.shardtgt:thin";
 const MIB: u64 = 1 << 20;
@@ -95,16 +95,7 @@ fn unmap_get_lba_status_and_online_resize() {
     let dir = ScratchDir::new("thin");
     let img = dir.path().join("lun0.img");
     let cfg = dir.path().join("shardtgt.toml");
-    let mut d = None;
-    for _ in 0..5 {
-        let port = free_port();
-        fs::write(&cfg, config(port, &img, "4MiB")).expect("write config");
-        if let Ok(x) = DaemonProcess::try_start(&cfg, &dir.path().join("daemon.log"), port) {
-            d = Some(x);
-            break;
-        }
-    }
-    let d = d.expect("shardtgtd did not start");
+    let d = DaemonProcess::start_in(dir.path(), |port| config(port, &img, "4MiB"));
     let sock = cfg.with_extension("sock");
     let mut a = session(d.port(), "iqn.2026-11.test:thin-a");
     let mut b = session(d.port(), "iqn.2026-11.test:thin-b");
