@@ -387,71 +387,26 @@ fn start_tgt(cfg: &Cfg, dir: &Path) -> Result<Proc> {
     for (i, b) in cfg.backends.iter().enumerate() {
         let tid = (i + 1).to_string();
         tgtadm(cfg.ctl, &["--op", "new", "--mode", "target", "--tid", &tid, "-T", &iqn(b)])?;
-        match b.as_str() {
-            "null" => tgtadm(
-                cfg.ctl,
-                &[
-                    "--op",
-                    "new",
-                    "--mode",
-                    "logicalunit",
-                    "--tid",
-                    &tid,
-                    "--lun",
-                    "1",
-                    "--bstype",
-                    "null",
-                    "--backing-store",
-                    "/dev/null",
-                ],
-            )?,
-            "file" | "rdwr" | "file-direct" => {
-                let img = cfg.file_dir.join(format!("tgt-{b}.img"));
-                write_zeros(&img, cfg.file_size)?;
-                let img = img.to_string_lossy().to_string();
-                let mut args = vec![
-                    "--op",
-                    "new",
-                    "--mode",
-                    "logicalunit",
-                    "--tid",
-                    &tid,
-                    "--lun",
-                    "1",
-                    "--bstype",
-                    "rdwr",
-                    "--backing-store",
-                    &img,
-                ];
-                if b == "file-direct" {
-                    args.extend(["--bsoflags", "direct"]);
-                }
-                tgtadm(cfg.ctl, &args)?
-            }
-            "ram" => {
-                let img = dir.join("tgt-ram.img");
-                write_zeros(&img, cfg.ram_size)?;
-                let img = img.to_string_lossy().to_string();
-                tgtadm(
-                    cfg.ctl,
-                    &[
-                        "--op",
-                        "new",
-                        "--mode",
-                        "logicalunit",
-                        "--tid",
-                        &tid,
-                        "--lun",
-                        "1",
-                        "--bstype",
-                        "rdwr",
-                        "--backing-store",
-                        &img,
-                    ],
-                )?
+        // null: tgt's null store; the others: rdwr on a fully written image
+        // (RAM on /dev/shm, files in --file-dir), O_DIRECT for file-direct.
+        let (bstype, store) = match b.as_str() {
+            "null" => ("null", "/dev/null".to_string()),
+            "ram" | "file" | "rdwr" | "file-direct" => {
+                let (img, size) = match b.as_str() {
+                    "ram" => (dir.join("tgt-ram.img"), cfg.ram_size),
+                    _ => (cfg.file_dir.join(format!("tgt-{b}.img")), cfg.file_size),
+                };
+                write_zeros(&img, size)?;
+                ("rdwr", img.to_string_lossy().to_string())
             }
             other => return Err(berr!("unknown backend {other}")),
+        };
+        let mut args = vec!["--op", "new", "--mode", "logicalunit", "--tid", &tid, "--lun", "1", "--bstype", bstype];
+        args.extend(["--backing-store", &store]);
+        if b == "file-direct" {
+            args.extend(["--bsoflags", "direct"]);
         }
+        tgtadm(cfg.ctl, &args)?;
         tgtadm(cfg.ctl, &["--op", "bind", "--mode", "target", "--tid", &tid, "-I", "ALL"])?;
     }
     Ok(p)
