@@ -27,6 +27,7 @@ pub use shardtgt_core::scsi::{BackendOp, BackendStatus};
 
 mod aligned;
 pub mod errno;
+pub mod fault;
 pub mod file;
 mod mem;
 pub mod null;
@@ -74,6 +75,10 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Open the per-shard handle. Called once on each shard's own thread, so
     /// an implementation may open its own file descriptor or queues there.
     fn open_shard(&self) -> Result<Box<dyn ShardBackend>, BackendError>;
+    /// The injection rules of a [`fault`] backend (`None` for every other).
+    fn fault_rules(&self) -> Option<&fault::FaultRules> {
+        None
+    }
     /// What this store can do for logical block provisioning.
     fn provisioning(&self) -> Provisioning {
         Provisioning::default()
@@ -312,6 +317,8 @@ pub struct BackendSpec {
     pub direct: bool,
     /// Worker threads (`rdwr`).
     pub workers: usize,
+    /// Wrap the store in the [`fault`] injector (config `backend = "fault"`).
+    pub fault: bool,
 }
 
 impl BackendSpec {
@@ -325,6 +332,7 @@ impl BackendSpec {
             read_only: false,
             direct: false,
             workers: DEFAULT_WORKERS,
+            fault: false,
         }
     }
 
@@ -355,12 +363,18 @@ pub fn create(spec: &BackendSpec) -> Result<Arc<dyn Backend>, BackendError> {
         _ => {}
     }
     let size = spec.size_bytes.unwrap_or(0);
-    Ok(match spec.kind {
+    let store: Arc<dyn Backend> = match spec.kind {
         BackendKind::Ram => Arc::new(RamBackend::new(size, spec.block_size)?),
         BackendKind::Null => Arc::new(NullBackend::new(size, spec.block_size)),
         BackendKind::File => Arc::new(FileBackend::open(spec)?),
         BackendKind::Rdwr => Arc::new(RdwrBackend::open(spec)?),
-    })
+    };
+    if spec.fault {
+        let what =
+            spec.path.as_ref().map_or_else(|| format!("fault over {}", store.kind()), |p| p.display().to_string());
+        return Ok(Arc::new(fault::FaultBackend::new(store, what)));
+    }
+    Ok(store)
 }
 
 /// Check that `[offset, offset + len)` lies inside a store of `size` bytes.

@@ -37,6 +37,7 @@ use std::sync::Arc;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+use shardtgt_backends::fault::FaultRule;
 use shardtgt_backends::{BackendError, BackendKind, BackendSpec, DEFAULT_WORKERS};
 use shardtgt_core::acl::{Acl, AclRule};
 use shardtgt_core::login::chap::{ChapAccount, ChapAccounts, SECRET_MAX_LEN, SECRET_MIN_LEN};
@@ -132,6 +133,8 @@ pub struct LunDef {
     pub vendor: String,
     /// Product id.
     pub product: String,
+    /// Fault injection rules of a `fault` LUN (`backend.fault`).
+    pub faults: Vec<FaultRule>,
 }
 
 /// A CHAP account (user name and secret). `Debug` never prints the secret.
@@ -299,6 +302,8 @@ struct RawTarget {
 struct RawLun {
     lun: Spanned<i64>,
     backend: Spanned<String>,
+    inner: Option<Spanned<String>>,
+    faults: Option<Spanned<Vec<String>>>,
     size: Option<Spanned<SizeValue>>,
     block_size: Option<Spanned<i64>>,
     path: Option<Spanned<String>>,
@@ -822,17 +827,49 @@ impl Config {
                         format!("LUN {lun} is defined twice in `{name}`"),
                     ));
                 }
-                let kind = BackendKind::from_name(l.backend.get_ref()).ok_or_else(|| {
-                    let b = l.backend.get_ref();
+                // `backend = "fault"`: the store named by `inner`, wrapped in
+                // the fault injector (shardtgt_backends::fault).
+                let fault = l.backend.get_ref() == "fault";
+                let kind_name = match (&l.inner, fault) {
+                    (Some(i), true) => i,
+                    (None, true) => {
+                        return Err(ctx.err(
+                            l.backend.span(),
+                            "target.lun.inner",
+                            format!(
+                                "a fault LUN needs `inner`, the backend it wraps (one of {})",
+                                BackendKind::NAMES.join(", ")
+                            ),
+                        ))
+                    }
+                    (Some(i), false) => {
+                        return Err(ctx.err(i.span(), "target.lun.inner", "`inner` is only for backend = \"fault\""))
+                    }
+                    (None, false) => &l.backend,
+                };
+                let mut faults = Vec::new();
+                if let Some(f) = &l.faults {
+                    if !fault {
+                        return Err(ctx.err(f.span(), "target.lun.faults", "`faults` is only for backend = \"fault\""));
+                    }
+                    if f.get_ref().len() > shardtgt_backends::fault::RULES_MAX {
+                        return Err(ctx.err(f.span(), "target.lun.faults", "more than 64 fault rules"));
+                    }
+                    for r in f.get_ref() {
+                        faults.push(FaultRule::parse(r).map_err(|m| ctx.err(f.span(), "target.lun.faults", m))?);
+                    }
+                }
+                let kind = BackendKind::from_name(kind_name.get_ref()).ok_or_else(|| {
+                    let b = kind_name.get_ref();
                     let why = match b.as_str() {
                         "rbd" => " is not available yet",
                         "block" | "aio" => " is unknown: block devices use backend = \"file\" with path = \"/dev/...\"",
                         _ => " is unknown",
                     };
                     ctx.err(
-                        l.backend.span(),
-                        "target.lun.backend",
-                        format!("backend `{b}`{why} (known: {})", BackendKind::NAMES.join(", ")),
+                        kind_name.span(),
+                        if fault { "target.lun.inner" } else { "target.lun.backend" },
+                        format!("backend `{b}`{why} (known: {}, fault)", BackendKind::NAMES.join(", ")),
                     )
                 })?;
                 let block_size = match &l.block_size {
@@ -940,12 +977,14 @@ impl Config {
                         read_only,
                         direct,
                         workers: lun_workers,
+                        fault,
                     },
                     read_only,
                     write_cache: l.write_cache.unwrap_or(true),
                     serial,
                     vendor,
                     product,
+                    faults,
                 });
             }
             luns.sort_by_key(|l| l.lun);
@@ -1159,7 +1198,8 @@ mod tests {
             .replace("/dev/vdb", &dev.display().to_string());
         let c = Config::parse(&uncommented, "example").unwrap();
         let l = &c.targets[0].luns;
-        assert_eq!(l.len(), 4, "{uncommented}");
+        assert_eq!(l.len(), 5, "{uncommented}");
+        assert!(l[4].backend.fault && l[4].backend.kind == BackendKind::Ram && l[4].faults.len() == 2);
         assert_eq!((l[2].backend.kind, l[2].backend.size_bytes), (BackendKind::File, Some(100 << 30)));
         assert_eq!((l[3].backend.kind, l[3].backend.workers, l[3].backend.size_bytes), (BackendKind::Rdwr, 8, None));
         assert_eq!(c.targets[0].luns[1].backend.workers, 4);
@@ -1277,7 +1317,7 @@ mod tests {
     #[test]
     fn unknown_backend() {
         let e = err(&with_lun("  lun = 0\n  backend = \"floppy\"\n  size = 4096\n"));
-        assert_err(&e, 8, "target.lun.backend", "backend `floppy` is unknown (known: ram, null, file, rdwr)");
+        assert_err(&e, 8, "target.lun.backend", "backend `floppy` is unknown (known: ram, null, file, rdwr, fault)");
         let e = err(&with_lun("  lun = 0\n  backend = \"block\"\n  size = 4096\n"));
         assert_err(&e, 8, "target.lun.backend", "block devices use backend = \"file\"");
         let e = err(&with_lun("  lun = 0\n  backend = \"rbd\"\n  size = 4096\n"));

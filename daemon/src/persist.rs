@@ -96,7 +96,14 @@ pub fn to_toml(cfg: &Config) -> String {
         }
         for lu in &t.luns {
             let b = &lu.backend;
-            let _ = writeln!(o, "  [[target.lun]]\n  lun = {}\n  backend = {}", lu.lun, q(kind_name(b.kind)));
+            if b.fault {
+                let _ = writeln!(o, "  [[target.lun]]\n  lun = {}\n  backend = \"fault\"", lu.lun);
+                let _ = writeln!(o, "  inner = {}", q(kind_name(b.kind)));
+                let rules: Vec<String> = lu.faults.iter().map(|r| q(&r.to_string())).collect();
+                let _ = writeln!(o, "  faults = [{}]", rules.join(", "));
+            } else {
+                let _ = writeln!(o, "  [[target.lun]]\n  lun = {}\n  backend = {}", lu.lun, q(kind_name(b.kind)));
+            }
             if let Some(p) = &b.path {
                 let _ = writeln!(o, "  path = {}", q(&p.display().to_string()));
             }

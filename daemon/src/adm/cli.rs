@@ -23,6 +23,9 @@ Commands:
   lun resize TARGET LUN SIZE            (shrink: only with nothing in use past the new end)
   portal add ADDRESS [--tpgt N]         (\"10.0.0.1:3260\", \"[::]:3260\")
   portal remove ADDRESS
+  fault set TARGET LUN RULE...          (fault LUNs: OP:LBA_RANGE:ERRNO[:once],
+                                         e.g. read:100-199:EIO, write:*:ENOSPC:once)
+  fault clear TARGET LUN
   alua set TARGET TPGT STATE            (active-optimized, active-non-optimized,
                                          standby, unavailable, transitioning)
   acl bind TARGET RULE                  (initiator name, address, CIDR or ALL)
@@ -222,6 +225,14 @@ pub fn parse(args: &[String]) -> Result<Cli, Usage> {
         }
         ["portal", "add", a] => Request::PortalAdd { address: a.to_string(), tpgt: o.num("tpgt")? },
         ["portal", "remove", a] => Request::PortalRemove { address: a.to_string() },
+        ["fault", "set", t, lun, rules @ ..] if !rules.is_empty() => Request::FaultSet {
+            target: t.to_string(),
+            lun: lun_arg(lun)?,
+            rules: rules.iter().map(|r| r.to_string()).collect(),
+        },
+        ["fault", "clear", t, lun] => {
+            Request::FaultSet { target: t.to_string(), lun: lun_arg(lun)?, rules: Vec::new() }
+        }
         ["alua", "set", t, g, s] => Request::AluaSet {
             target: t.to_string(),
             tpgt: g.parse().map_err(|_| Usage(format!("`{g}` is not a portal group tag (1..=65535)")))?,

@@ -129,6 +129,7 @@ pub fn convert(src: &str, file: &str) -> Import {
                             read_only,
                             direct: l.direct || defaults.direct,
                             workers: DEFAULT_WORKERS,
+                            fault: false,
                         },
                         read_only,
                         write_cache: l.write_cache.or(defaults.write_cache).unwrap_or(true),
@@ -138,6 +139,7 @@ pub fn convert(src: &str, file: &str) -> Import {
                             .unwrap_or_else(|| format!("{:016x}", lu_id(&t.name, lun))),
                         vendor: l.vendor.or(defaults.vendor.clone()).unwrap_or_else(|| "SHARDTGT".into()),
                         product: l.product.or(defaults.product.clone()).unwrap_or_else(|| "shardtgt disk".into()),
+                        faults: Vec::new(),
                     });
                 }
                 t.luns.sort_by_key(|l| l.lun);

@@ -53,6 +53,8 @@ struct LiveLu {
     index: usize,
     backend: Arc<dyn Backend>,
     shared: Arc<LuShared>,
+    /// Injection rules of a `fault` LU, applied at [`Live::commit`].
+    faults: Vec<shardtgt_backends::fault::FaultRule>,
 }
 
 /// Can a running backend made from `a` serve `b`? Memory backends ignore
@@ -60,7 +62,7 @@ struct LiveLu {
 fn same_store(a: &BackendSpec, b: &BackendSpec) -> bool {
     match a.kind {
         BackendKind::Ram | BackendKind::Null => {
-            a.kind == b.kind && a.size_bytes == b.size_bytes && a.block_size == b.block_size
+            a.kind == b.kind && a.size_bytes == b.size_bytes && a.block_size == b.block_size && a.fault == b.fault
         }
         _ => a == b,
     }
@@ -140,7 +142,7 @@ impl Live {
                 let key = (t.name.to_ascii_lowercase(), l.lun);
                 let old = self.lus.get(&key);
                 let mut resized_to = None;
-                let live = match old {
+                let mut live = match old {
                     Some(o) if same_store(&o.spec, &l.backend) => o.clone(),
                     Some(o) if o.spec.kind != BackendKind::Ram && resizable(&o.spec, &l.backend) => {
                         let to = l.backend.size_bytes.unwrap_or(0);
@@ -173,9 +175,11 @@ impl Live {
                             index,
                             backend: b,
                             shared: old.map(|o| o.shared.clone()).unwrap_or_else(|| cfg.lu_shared(t, l)),
+                            faults: Vec::new(),
                         }
                     }
                 };
+                live.faults.clone_from(&l.faults);
                 let mut lc = cfg.lu_config(t, l, live.index, &live.backend, live.shared.clone());
                 if let Some(to) = resized_to {
                     lc.info.num_blocks = to / u64::from(l.backend.block_size.max(1));
@@ -191,6 +195,11 @@ impl Live {
 
     /// Adopt what [`Live::prepare`] made.
     pub fn commit(&mut self, p: Prepared) {
+        for lu in p.lus.values() {
+            if let Some(r) = lu.backend.fault_rules() {
+                r.set(&lu.faults);
+            }
+        }
         self.lus = p.lus;
         self.next_index = p.next_index;
     }

@@ -227,6 +227,18 @@ pub fn mutate(cfg: &Config, req: &Request) -> Result<Config, String> {
                 .ok_or_else(|| format!("no portal {}", format_portal(&addr)))?;
             c.portals.remove(i);
         }
+        Request::FaultSet { target, lun, rules } => {
+            let i = find_target(&c, target)?;
+            let j = lun_index(&c.targets[i], *lun)?;
+            let l = &mut c.targets[i].luns[j];
+            if !l.backend.fault {
+                return Err(format!("LUN {lun} is not a fault LUN (backend = \"fault\")"));
+            }
+            if rules.len() > shardtgt_backends::fault::RULES_MAX {
+                return Err(format!("{} rules; at most {}", rules.len(), shardtgt_backends::fault::RULES_MAX));
+            }
+            l.faults = rules.iter().map(|r| shardtgt_backends::fault::FaultRule::parse(r)).collect::<Result<_, _>>()?;
+        }
         Request::AluaSet { target, tpgt, state } => {
             let i = find_target(&c, target)?;
             if *tpgt == 0 {
@@ -356,7 +368,9 @@ pub fn target_json(t: &TargetDef) -> Value {
         "chap": chap_json(&t.chap),
         "luns": t.luns.iter().map(|l| json!({
             "lun": l.lun,
-            "backend": kind_name(l.backend.kind),
+            "backend": if l.backend.fault { "fault" } else { kind_name(l.backend.kind) },
+            "inner": l.backend.fault.then(|| kind_name(l.backend.kind)),
+            "faults": l.faults.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
             "path": l.backend.path.as_ref().map(|p| p.display().to_string()),
             "size": l.backend.size_bytes,
             "block_size": l.backend.block_size,
@@ -531,6 +545,39 @@ mod tests {
         let c = run(&c, r#"{"op":"lun_delete","target":"1","lun":1}"#).unwrap();
         assert_eq!(c.targets[0].luns.len(), 1);
         assert!(run(&c, r#"{"op":"lun_delete","target":"1","lun":1}"#).is_err());
+    }
+
+    #[test]
+    fn fault_luns_parse_persist_and_take_rules() {
+        let base = to_toml(&with_target());
+        let lun = |extra: &str| format!("{base}  [[target.lun]]\n  lun = 0\n  size = \"1MiB\"\n{extra}");
+        let c = Config::parse(&lun("  backend = \"fault\"\n  inner = \"ram\"\n  faults = [\"read:1-2:EIO\"]\n"), "x")
+            .unwrap();
+        let l = &c.targets[0].luns[0];
+        assert!(l.backend.fault && l.backend.kind == BackendKind::Ram);
+        assert_eq!(l.faults.iter().map(|r| r.to_string()).collect::<Vec<_>>(), ["read:1-2:EIO"]);
+        let text = to_toml(&c);
+        assert!(text.contains("backend = \"fault\"\n  inner = \"ram\"\n  faults = [\"read:1-2:EIO\"]"), "{text}");
+        assert_eq!(Config::parse(&text, "x").unwrap(), c);
+        let c = run(&c, r#"{"op":"fault_set","target":"1","lun":0,"rules":["write:*:ENOSPC:once","flush:*:EIO"]}"#)
+            .unwrap();
+        assert_eq!(c.targets[0].luns[0].faults.len(), 2);
+        let c = run(&c, r#"{"op":"fault_set","target":"1","lun":0,"rules":[]}"#).unwrap();
+        assert!(c.targets[0].luns[0].faults.is_empty());
+        let e = run(&c, r#"{"op":"fault_set","target":"1","lun":0,"rules":["read:*:EWHAT"]}"#).unwrap_err();
+        assert!(e.contains("`EWHAT` is not an errno"), "{e}");
+        for (extra, field) in [
+            ("  backend = \"fault\"\n", "target.lun.inner"),
+            ("  backend = \"fault\"\n  inner = \"tape\"\n", "target.lun.inner"),
+            ("  backend = \"ram\"\n  inner = \"ram\"\n", "target.lun.inner"),
+            ("  backend = \"ram\"\n  faults = []\n", "target.lun.faults"),
+            ("  backend = \"fault\"\n  inner = \"ram\"\n  faults = [\"read\"]\n", "target.lun.faults"),
+        ] {
+            assert_eq!(Config::parse(&lun(extra), "x").unwrap_err().field, field, "{extra}");
+        }
+        let c = run(&with_target(), r#"{"op":"lun_new","target":"1","lun":0,"backend":"ram","size":"1M"}"#).unwrap();
+        let e = run(&c, r#"{"op":"fault_set","target":"1","lun":0,"rules":["read:*:EIO"]}"#).unwrap_err();
+        assert!(e.contains("not a fault LUN"), "{e}");
     }
 
     #[test]

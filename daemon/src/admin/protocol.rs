@@ -26,6 +26,7 @@
 //! | `lun_resize` | `target`, `lun`, `size` (file/rdwr: grow; shrink only when nothing is in use past the new end; null: any; ram: refused) | null |
 //! | `portal_add` | `address` (`"10.0.0.1:3260"`, `"[::]:3260"`), `tpgt`? | null |
 //! | `portal_remove` | `address` | null |
+//! | `fault_set` | `target`, `lun`, `rules` (list of `OP:LBA_RANGE:ERRNO[:once]`; empty clears) of a `fault` LUN | null |
 //! | `alua_set` | `target`, `tpgt` (portal group tag = target port group), `state` (`active-optimized`, `active-non-optimized`, `standby`, `unavailable`, `transitioning`) | null |
 //! | `acl_bind` / `acl_unbind` | `target`, `rule` (iSCSI name, address, CIDR or `ALL`) | null |
 //! | `account_new` | `user`, `secret` (12..=256 bytes) | null |
@@ -171,6 +172,16 @@ pub enum Request {
     PortalRemove {
         /// Address.
         address: String,
+    },
+    /// Replace the injection rules of a `fault` LUN (an empty list clears
+    /// them); see `shardtgt_backends::fault` for the rule syntax.
+    FaultSet {
+        /// Name or tid.
+        target: String,
+        /// LUN.
+        lun: u16,
+        /// Rules, `OP:LBA_RANGE:ERRNO[:once]`.
+        rules: Vec<String>,
     },
     /// Set the ALUA state of one target port group of a target (SPC-4
     /// §5.16); every I_T nexus of its LUs gets ASYMMETRIC ACCESS STATE
