@@ -77,18 +77,23 @@ fn preempt_and_abort_aborts_the_other_sessions_outstanding_commands() {
     let gap = b.scsi_cmd_bhs(0, &cdb::test_unit_ready(), false, false, 0, 0);
     let held = b.scsi_cmd_bhs(0, &cdb::read10(5, 1), true, false, 512, 0);
     let held_itt = send_cmd(&mut b, &held);
-    // Let the target issue the R2Ts (and hold the read) before the preemption.
-    match b.read_pdu(Duration::from_millis(300)) {
-        ReadOutcome::Pdu(p) => assert_eq!(p.opcode(), Opcode::R2T, "{p:?}"),
-        other => panic!("no R2T: {other:?}"),
+    // Every write has its R2T (so the target has them all) before the preemption.
+    let mut r2ts = Vec::new();
+    while r2ts.len() < outstanding.len() {
+        match b.read_pdu(Duration::from_secs(5)) {
+            ReadOutcome::Pdu(p) if p.opcode() == Opcode::R2T => r2ts.push(p.bhs.itt()),
+            other => panic!("waiting for R2Ts ({r2ts:x?} so far): {other:?}"),
+        }
     }
+    // An immediate NOP-Out answered means the held READ, sent before it, was taken too.
+    b.ping(b"sync");
 
     assert_eq!(prout(&mut a, 5, 1, 0xa, 0xb), 0, "A: PREEMPT AND ABORT of B");
 
     // The writes end with TASK ABORTED within B's connection tick.
     let got = responses(&mut b, &outstanding, Duration::from_secs(5));
     for (itt, status, _) in &got {
-        assert_eq!(*status, 0x40, "write {itt:#x}: TASK ABORTED");
+        assert_eq!(*status, 0x40, "write {itt:#x}: TASK ABORTED; all: {got:x?}");
     }
     // The gap fills: that new command reports the preemption, and the held
     // READ (accepted before it) ends aborted without running.
