@@ -163,14 +163,18 @@ impl FaultRules {
     /// The errno the request fails with, if a rule says so (a one-shot rule
     /// is used up).
     fn check(&self, req: &IoRequest, block_size: u32) -> Option<i32> {
+        self.check_range(req.op, req.offset, u64::from(req.len), block_size)
+    }
+
+    fn check_range(&self, op: BackendOp, offset: u64, len: u64, block_size: u32) -> Option<i32> {
         if self.count.load(Ordering::Relaxed) == 0 {
             return None;
         }
         let bs = u64::from(block_size.max(1));
-        let first = req.offset / bs;
-        let last = (req.offset + u64::from(req.len).max(1) - 1) / bs;
+        let first = offset / bs;
+        let last = offset.saturating_add(len.max(1) - 1) / bs;
         let mut g = self.rules.lock().unwrap_or_else(|e| e.into_inner());
-        let i = g.iter().position(|r| r.hits(req.op, first, last))?;
+        let i = g.iter().position(|r| r.hits(op, first, last))?;
         let r = g.get(i).copied()?;
         if r.once {
             g.remove(i);
@@ -194,14 +198,13 @@ impl FaultBackend {
         FaultBackend { inner, rules: Arc::default(), log: Arc::new(ErrnoLog::new(what)) }
     }
 
-    fn inject(&self, req: &IoRequest) -> Option<BackendStatus> {
-        let e = self.rules.check(req, self.inner.block_size())?;
-        Some(self.log.fail(req.op, req.offset, IoFailure::Errno(e)))
-    }
-
-    fn sync(&self, op: BackendOp, offset: u64, len: usize) -> Result<(), BackendStatus> {
-        let req = IoRequest { op, offset, len: u32::try_from(len).unwrap_or(u32::MAX), fua: false };
-        self.inject(&req).map_or(Ok(()), Err)
+    /// The synchronous calls (tools, the SANITIZE runner) go through the
+    /// same rules as the shards' requests.
+    fn sync(&self, op: BackendOp, offset: u64, len: u64) -> Result<(), BackendStatus> {
+        match self.rules.check_range(op, offset, len, self.inner.block_size()) {
+            Some(e) => Err(self.log.fail(op, offset, IoFailure::Errno(e))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -216,16 +219,20 @@ impl Backend for FaultBackend {
         self.inner.block_size()
     }
     fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), BackendStatus> {
-        self.sync(BackendOp::Read, offset, buf.len())?;
+        self.sync(BackendOp::Read, offset, buf.len() as u64)?;
         self.inner.read(offset, buf)
     }
     fn write(&self, offset: u64, buf: &[u8], fua: bool) -> Result<(), BackendStatus> {
-        self.sync(BackendOp::Write, offset, buf.len())?;
+        self.sync(BackendOp::Write, offset, buf.len() as u64)?;
         self.inner.write(offset, buf, fua)
     }
     fn flush(&self) -> Result<(), BackendStatus> {
         self.sync(BackendOp::Flush, 0, 0)?;
         self.inner.flush()
+    }
+    fn deallocate(&self, offset: u64, len: u64) -> Result<(), BackendStatus> {
+        self.sync(BackendOp::Deallocate, offset, len)?;
+        self.inner.deallocate(offset, len)
     }
     fn read_only(&self) -> bool {
         self.inner.read_only()
@@ -328,7 +335,10 @@ mod tests {
         set(&[]);
         assert_eq!(h.submit(IoId(2), &r, IoBuf::from_slice(&mut buf[..512]), &mut q), Submit::Done(BackendStatus::Ok));
         assert_eq!(b.flush(), Ok(()));
-        assert_eq!(b.log.errors(), 5);
+        set(&["unmap:100000000:EIO"]);
+        assert_eq!(b.deallocate(0, 1 << 40), Err(BackendStatus::MediumError), "a range beyond 4 GiB still matches");
+        assert_eq!(b.deallocate(0, 512), Err(BackendStatus::Other(libc::EOPNOTSUPP)), "else the inner store answers");
+        assert_eq!(b.log.errors(), 6);
     }
 
     struct NoQueue;
