@@ -738,6 +738,17 @@ impl DaemonProcess {
         self.port
     }
 
+    /// Send one request line on the daemon's admin socket (next to its
+    /// config) and return the response line.
+    pub fn admin(&self, request: &str) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(self.config.with_extension("sock")).expect("admin socket");
+        s.write_all(format!("{request}\n").as_bytes()).expect("admin request");
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).expect("admin response");
+        line
+    }
+
     /// How many times it was started.
     pub fn starts(&self) -> u32 {
         self.starts

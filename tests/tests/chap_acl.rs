@@ -3,7 +3,6 @@
 //! wrong secret), CHAP for discovery, and ACLs by name and by CIDR,
 //! including SendTargets hiding (RFC 7143 §12.1.3, §11.13.5).
 
-
 use shardtgt_core::login::chap::{decode_binary, encode_hex, ChapAlgorithm};
 use shardtgt_core::pdu::bhs::Opcode;
 use shardtgt_tests::initiator::{cdb, RawConn, ReadOutcome, RecvPdu};

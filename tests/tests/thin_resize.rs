@@ -11,9 +11,7 @@
 //!   changes nothing; a larger size through `config_reload` grows it again.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use shardtgt_tests::initiator::{cdb, RawConn, ScsiResult};
@@ -29,15 +27,6 @@ fn config(port: u16, img: &Path, size: &str) -> String {
          path = \"{}\"\n  size = \"{size}\"\n",
         img.display()
     )
-}
-
-/// One admin request line; the response line.
-fn admin(sock: &Path, req: &str) -> String {
-    let mut s = UnixStream::connect(sock).expect("admin socket");
-    s.write_all(format!("{req}\n").as_bytes()).unwrap();
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).unwrap();
-    line
 }
 
 fn session(port: u16, name: &str) -> RawConn {
@@ -96,7 +85,6 @@ fn unmap_get_lba_status_and_online_resize() {
     let img = dir.path().join("lun0.img");
     let cfg = dir.path().join("shardtgt.toml");
     let d = DaemonProcess::start_in(dir.path(), |port| config(port, &img, "4MiB"));
-    let sock = cfg.with_extension("sock");
     let mut a = session(d.port(), "iqn.2026-11.test:thin-a");
     let mut b = session(d.port(), "iqn.2026-11.test:thin-b");
 
@@ -128,7 +116,7 @@ fn unmap_get_lba_status_and_online_resize() {
     assert_eq!(&r.data[48 * 1024..], &data[48 * 1024..]);
 
     // Grow to 8 MiB through the admin socket.
-    let resp = admin(&sock, &format!(r#"{{"op":"lun_resize","target":"{TARGET}","lun":0,"size":"8MiB"}}"#));
+    let resp = d.admin(&format!(r#"{{"op":"lun_resize","target":"{TARGET}","lun":0,"size":"8MiB"}}"#));
     assert!(resp.starts_with("{\"ok\":true"), "{resp}");
     assert_eq!(fs::metadata(&img).unwrap().len(), 8 * MIB);
     assert!(fs::read_to_string(&cfg).unwrap().contains("size = 8388608"), "the new size is saved");
@@ -147,7 +135,7 @@ fn unmap_get_lba_status_and_online_resize() {
     assert_eq!((r.sense_key(), r.asc_ascq()), (5, 0x2100), "still bounded");
 
     // Shrinking below data in use: refused, one line, nothing changes.
-    let resp = admin(&sock, &format!(r#"{{"op":"lun_resize","target":"{TARGET}","lun":0,"size":"4MiB"}}"#));
+    let resp = d.admin(&format!(r#"{{"op":"lun_resize","target":"{TARGET}","lun":0,"size":"4MiB"}}"#));
     assert!(resp.starts_with("{\"ok\":false") && resp.contains("data in use"), "{resp}");
     assert_eq!(resp.trim_end().lines().count(), 1);
     assert_eq!(fs::metadata(&img).unwrap().len(), 8 * MIB);
@@ -157,7 +145,7 @@ fn unmap_get_lba_status_and_online_resize() {
     // A larger size through config reload.
     let text = fs::read_to_string(&cfg).unwrap().replace("size = 8388608", "size = 12582912");
     fs::write(&cfg, text).unwrap();
-    let resp = admin(&sock, r#"{"op":"config_reload"}"#);
+    let resp = d.admin(r#"{"op":"config_reload"}"#);
     assert!(resp.starts_with("{\"ok\":true"), "{resp}");
     assert!(is_capacity_changed(&rc16(&mut b)));
     assert_eq!(last_lba(&rc16(&mut b)), 12 * MIB / 512 - 1);
