@@ -48,7 +48,7 @@ impl Daemon {
         let listener = shardtgt_transport_tcp::listen::bind("127.0.0.1:0".parse().unwrap()).expect("bind");
         let port = listener.local_addr().unwrap().port();
         let ctx = ShardContext { targets: built.targets.clone(), backends: built.backends, clock: Clock::new() };
-        let conns = CoreConns { registry: Arc::new(Registry::new(cfg.max_sessions)) };
+        let conns = CoreConns::new(Arc::new(Registry::new(cfg.max_sessions)));
         let pool_cfg = PoolConfig { shards: 1, pin: false, shard: ShardConfig::default() };
         let pool = ShardPool::start(&pool_cfg, &ctx, conns).expect("shards");
         let acceptor = Acceptor::start(vec![Listener { listener, tpgt: 1 }], pool.dispatcher()).expect("acceptor");

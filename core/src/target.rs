@@ -86,6 +86,10 @@ pub struct Limits {
     pub logout_timeout_ms: u64,
     /// Allow CRC32C header/data digests when the initiator asks.
     pub digests_allowed: bool,
+    /// Bytes of task buffer that write commands may hold for Data-Out, per
+    /// [`crate::conn::WriteBudget`] (one per shard in the daemon). When it is
+    /// spent, new writes wait for their R2Ts. Default 256 MiB.
+    pub write_buffer_budget: u64,
 }
 
 impl Default for Limits {
@@ -104,6 +108,7 @@ impl Default for Limits {
             login_timeout_ms: 15_000,
             logout_timeout_ms: 2_000,
             digests_allowed: true,
+            write_buffer_budget: 256 << 20,
         }
     }
 }

@@ -270,6 +270,7 @@ struct RawGlobal {
     login_timeout_ms: Option<Spanned<i64>>,
     logout_timeout_ms: Option<Spanned<i64>>,
     max_sessions: Option<Spanned<i64>>,
+    write_buffer_budget_mib: Option<Spanned<i64>>,
     workers: Option<Spanned<i64>>,
     state_dir: Option<Spanned<String>>,
     sanitize_rate_mib: Option<Spanned<i64>>,
@@ -727,6 +728,14 @@ impl Config {
                 600_000,
                 d.logout_timeout_ms as i64,
             )? as u64,
+            write_buffer_budget: (ctx.int(
+                &g.write_buffer_budget_mib,
+                "global.write_buffer_budget_mib",
+                1,
+                1 << 20,
+                (d.write_buffer_budget >> 20) as i64,
+            )? as u64)
+                << 20,
             ..d
         };
         if limits.first_burst_len > limits.max_burst_len {
@@ -1176,6 +1185,7 @@ mod tests {
         assert!(!c.limits.initial_r2t);
         assert_eq!(c.limits.nop_interval_ms, 5000);
         assert_eq!(c.limits.login_timeout_ms, 15_000);
+        assert_eq!(c.limits.write_buffer_budget, 256 << 20);
         assert_eq!(c.max_sessions, 1024);
         assert_eq!(c.portals.len(), 1);
         assert!(!c.targets.is_empty());
@@ -1364,6 +1374,18 @@ mod tests {
         assert_err(&e, 7, "target.lun.lun", "out of range 0..=16383");
         let e = err("[[portal]]\naddress = \"127.0.0.1:3260\"\ntpgt = 0\n");
         assert_err(&e, 3, "portal.tpgt", "out of range");
+        let e = err("[global]\nwrite_buffer_budget_mib = 0\n");
+        assert_err(&e, 2, "global.write_buffer_budget_mib", "out of range 1..=1048576");
+    }
+
+    #[test]
+    fn write_buffer_budget() {
+        assert_eq!(Config::parse(BASE, "t").unwrap().limits.write_buffer_budget, 256 << 20);
+        let c = Config::parse(&format!("[global]\nwrite_buffer_budget_mib = 16\n{BASE}"), "t").unwrap();
+        assert_eq!(c.limits.write_buffer_budget, 16 << 20);
+        // Saved configurations keep it.
+        let again = Config::parse(&crate::persist::to_toml(&c), "saved").unwrap();
+        assert_eq!(again.limits.write_buffer_budget, 16 << 20);
     }
 
     #[test]

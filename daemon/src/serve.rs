@@ -81,7 +81,7 @@ pub fn run(cfg: &Config, paths: &Paths, signals: &Signals) -> Result<(), RunErro
     let backends = prepared.added.iter().map(|(_, b)| b.clone()).collect();
     let ctx = ShardContext { targets: Arc::new(prepared.set.clone()), backends, clock: Clock::new() };
     let registry = Arc::new(Registry::new(cfg.max_sessions));
-    let conns = CoreConns { registry: registry.clone() };
+    let conns = CoreConns::new(registry.clone());
     let pool_cfg = PoolConfig { shards: cfg.shards, pin: true, shard: ShardConfig::default() };
     let pool = ShardPool::start(&pool_cfg, &ctx, conns).map_err(|e| RunError(e.to_string()))?;
     let acceptor = match Acceptor::start(listeners, pool.dispatcher()) {

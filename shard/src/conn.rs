@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use shardtgt_core::conn::{BackendRequest, ConnInfo, ConnState, Connection};
+use shardtgt_core::conn::{BackendRequest, ConnInfo, ConnState, Connection, WriteBudget};
 use shardtgt_core::scsi::BackendStatus;
 use shardtgt_core::session::Registry;
 use shardtgt_core::target::TargetSet;
@@ -129,16 +129,40 @@ pub trait ConnFactory: Clone + Send + 'static {
     fn open(&mut self, targets: &Arc<TargetSet>, info: ConnInfo, now_ms: u64) -> Self::Conn;
 }
 
-/// Makes real [`Connection`]s sharing one session registry.
-#[derive(Clone, Debug)]
+/// Makes real [`Connection`]s sharing one session registry. Each clone (one
+/// per shard) has its own [`WriteBudget`], shared by the connections it
+/// opens, so `write_buffer_budget` bounds write buffers per shard.
+#[derive(Debug)]
 pub struct CoreConns {
     /// Target-wide session table.
     pub registry: Arc<Registry>,
+    budget: Arc<WriteBudget>,
+}
+
+impl CoreConns {
+    /// A factory for connections registered in `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        CoreConns { registry, budget: Arc::new(WriteBudget::new()) }
+    }
+
+    /// The write budget of the connections this factory opens.
+    pub fn write_budget(&self) -> &Arc<WriteBudget> {
+        &self.budget
+    }
+}
+
+impl Clone for CoreConns {
+    /// Same registry, a budget of its own (a clone goes to another shard).
+    fn clone(&self) -> Self {
+        CoreConns::new(self.registry.clone())
+    }
 }
 
 impl ConnFactory for CoreConns {
     type Conn = Connection;
     fn open(&mut self, targets: &Arc<TargetSet>, info: ConnInfo, now_ms: u64) -> Connection {
-        Connection::new(targets.clone(), self.registry.clone(), info, now_ms)
+        let mut c = Connection::new(targets.clone(), self.registry.clone(), info, now_ms);
+        c.set_write_budget(self.budget.clone());
+        c
     }
 }

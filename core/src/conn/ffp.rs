@@ -312,10 +312,15 @@ impl Connection {
         t.unsol_pending = !cmd.final_;
         t.abort_gen = cmd.lun.index().and_then(|i| self.nexus.get(&i)).map_or(0, |n| n.abort_gen());
         if cmd.write && cmd.edtl <= lim_xfer {
-            // Room for the whole write; reused across tasks (no allocation
-            // once the slot's buffer has grown to the working size).
-            t.buf.resize(cmd.edtl as usize, 0);
-            // data_len <= EDTL was checked above, so the copy always fits.
+            // Room for what the initiator sends unasked: the immediate data,
+            // or the whole unsolicited burst when one follows (at most
+            // FirstBurstLength, RFC 7143 §13.14). The rest of the buffer is
+            // granted from the write budget before the first R2T
+            // (write_progress). Buffers are reused across tasks.
+            let unasked = if cmd.final_ { data_len as u32 } else { cmd.edtl.min(self.op.first_burst) };
+            self.tasks.charge_unsolicited(slot, unasked);
+            let Some(t) = self.tasks.get_mut(slot, gen) else { return Flow::Continue };
+            // data_len <= EDTL and FirstBurstLength was checked above, so the copy always fits.
             let copied = copy_range(&mut t.buf, 0, &self.rx, data_at, data_len);
             t.received = if copied { data_len as u32 } else { 0 };
         } else {
@@ -383,6 +388,7 @@ impl Connection {
     /// Start deferred tasks whose turn has come, oldest first.
     pub(super) fn kick_deferred(&mut self) {
         self.kick = false;
+        self.retry_budget_waiters();
         while let Some(&(s, g)) = self.deferred.front() {
             if self.tasks.get(s, g).is_none() {
                 self.deferred.pop_front();
@@ -846,6 +852,28 @@ impl Connection {
         Flow::Continue
     }
 
+    /// Give waiting writes their grant, oldest first, while the write budget
+    /// allows; the first that still does not fit stays at the head (so a
+    /// large command is not overtaken forever by this connection's small ones).
+    pub(super) fn retry_budget_waiters(&mut self) {
+        for _ in 0..self.budget_wait.len() {
+            let Some((s, g)) = self.budget_wait.pop_front() else { break };
+            let Some(t) = self.tasks.get_mut(s, g) else { continue };
+            t.budget_waiting = false;
+            if t.phase != Phase::WaitData || t.failed.is_some() {
+                continue;
+            }
+            self.write_progress(s, g);
+            if self.tasks.get(s, g).is_some_and(|t| t.budget_waiting) {
+                // Queued again at the back: put it back at the head and stop.
+                if let Some(e) = self.budget_wait.pop_back() {
+                    self.budget_wait.push_front(e);
+                }
+                break;
+            }
+        }
+    }
+
     /// Issue R2Ts for missing write data, or start the backend write when
     /// everything needed has arrived.
     fn write_progress(&mut self, slot: u32, gen: u32) {
@@ -885,6 +913,22 @@ impl Connection {
         }
         if t.r2t_next < t.received {
             t.r2t_next = t.received;
+        }
+        if t.r2t_next < t.need && !t.granted {
+            // The whole rest of the buffer is granted before the first R2T;
+            // when the write budget is spent the task waits, with no R2T
+            // sent, until other commands release theirs (retry_budget_waiters).
+            let need = t.need;
+            let limit = self.targets.limits.write_buffer_budget;
+            if !self.tasks.try_grant(slot, need, limit) {
+                if let Some(t) = self.tasks.get_mut(slot, gen) {
+                    if !t.budget_waiting {
+                        t.budget_waiting = true;
+                        self.budget_wait.push_back((slot, gen));
+                    }
+                }
+                return;
+            }
         }
         // Issue R2Ts up to MaxOutstandingR2T, each at most MaxBurstLength
         // (RFC 7143 §13.13, §13.17). No allocation: straight into the queue.

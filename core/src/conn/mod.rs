@@ -22,6 +22,7 @@
 
 use std::sync::Arc;
 
+pub use self::budget::WriteBudget;
 use crate::scsi::{BackendOp, BackendStatus};
 use crate::session::Registry;
 use crate::target::TargetSet;
@@ -69,6 +70,7 @@ pub struct ConnInfo {
     pub tpgt: u16,
 }
 
+mod budget;
 mod ffp;
 mod login;
 mod task;
@@ -207,6 +209,10 @@ pub struct Connection {
     job_wait: Vec<(u32, u32)>,
     /// Tasks deferred by task attribute ordering (slot, generation), oldest first.
     deferred: VecDeque<(u32, u32)>,
+    /// Writes waiting for a write-budget grant before their first R2T
+    /// (slot, generation), oldest first; retried every millisecond and
+    /// whenever this connection frees a task.
+    budget_wait: VecDeque<(u32, u32)>,
     /// A task finished or was aborted: deferred tasks may start.
     kick: bool,
 
@@ -270,6 +276,7 @@ impl Connection {
             next_ttt: 1,
             job_wait: Vec::new(),
             deferred: VecDeque::new(),
+            budget_wait: VecDeque::new(),
             kick: false,
             out: VecDeque::with_capacity(qd * 2 + 16),
             tx_next: Vec::with_capacity(TX_BATCH + PDU_OVERHEAD),
@@ -351,6 +358,10 @@ impl Connection {
         if self.state == ConnState::CloseAfterFlush && !self.has_output() {
             self.close_now();
         }
+        if !self.budget_wait.is_empty() && self.state == ConnState::FullFeature {
+            // Responses went out, so tasks (and their write buffers) were freed.
+            self.retry_budget_waiters();
+        }
         if self.rx_paused && self.out.len() < OUT_BACKLOG_MAX / 2 {
             self.rx_paused = false;
             self.parse_loop();
@@ -391,7 +402,7 @@ impl Connection {
             ConnState::Login => Some(self.login_deadline_ms),
             _ => {
                 let mut d = self.logout_deadline_ms;
-                if !self.job_wait.is_empty() {
+                if !self.job_wait.is_empty() || !self.budget_wait.is_empty() {
                     d = min_opt(d, Some(self.now_ms + 1));
                 }
                 let lim = &self.targets.limits;
@@ -422,6 +433,10 @@ impl Connection {
             if self.kick {
                 self.kick_deferred();
             }
+        }
+        if !self.budget_wait.is_empty() && self.state == ConnState::FullFeature {
+            // Another connection of the shard may have released budget.
+            self.retry_budget_waiters();
         }
         if !self.job_wait.is_empty() && self.state == ConnState::FullFeature {
             self.retry_waiting_jobs();
@@ -481,6 +496,18 @@ impl Connection {
         self.backend_in_flight
     }
 
+    /// Charge write buffers to `budget` (the daemon shares one per shard;
+    /// by default each connection has its own). Limit:
+    /// [`crate::target::Limits::write_buffer_budget`].
+    pub fn set_write_budget(&mut self, budget: Arc<WriteBudget>) {
+        self.tasks.set_budget(budget);
+    }
+
+    /// The budget this connection's write buffers are charged to.
+    pub fn write_budget(&self) -> &Arc<WriteBudget> {
+        self.tasks.budget()
+    }
+
     /// Swap in a new configuration snapshot.
     pub fn set_targets(&mut self, targets: Arc<TargetSet>) {
         self.targets = targets;
@@ -519,6 +546,7 @@ impl Connection {
         self.held.clear();
         self.job_wait.clear();
         self.deferred.clear();
+        self.budget_wait.clear();
         self.tasks.abort_all_for_close();
         // I_T nexus loss (SAM-5 §6.3.4): leave every LU's shared state.
         for n in self.nexus.values_mut() {

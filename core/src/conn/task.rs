@@ -12,7 +12,9 @@
 //! ```
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use super::budget::WriteBudget;
 use crate::bytes::{copy_prefix, prefix, prefix_mut};
 use crate::ids::{Itt, Lun, Ttt};
 use crate::pdu::TaskAttr;
@@ -25,6 +27,10 @@ pub(super) const SENSE_MAX: usize = 252;
 pub(super) const IMMEDIATE_SLOTS: usize = 8;
 /// Outstanding R2Ts per task we track (MaxOutstandingR2T is capped to this).
 pub(super) const R2T_MAX: usize = 8;
+/// A freed slot keeps its buffers for the next task when they are at most
+/// this large (no allocation per I/O up to here); larger ones are released,
+/// so idle slots do not pin memory outside the write budget.
+pub(super) const BUF_RETAIN_MAX: usize = 1 << 20;
 
 /// Where a task is.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -115,6 +121,12 @@ pub(super) struct Task {
     /// `LuShared::abort_tasks_of`): a different value later means PREEMPT
     /// AND ABORT from another nexus aborted it.
     pub abort_gen: u64,
+    /// Bytes of `buf` charged to the write budget ([`WriteBudget`]).
+    pub charged: u64,
+    /// The task holds a grant (its whole write buffer is charged).
+    pub granted: bool,
+    /// The task waits in `Connection::budget_wait` for a grant.
+    pub budget_waiting: bool,
 }
 
 impl Task {
@@ -154,6 +166,9 @@ impl Task {
             status_sent: false,
             aborted: false,
             window_held: false,
+            charged: 0,
+            granted: false,
+            budget_waiting: false,
             param_list: false,
             verify_buf: Vec::new(),
             failed: None,
@@ -219,6 +234,8 @@ pub(super) struct TaskTable {
     /// (so the per-command ordering check is O(1) unless ordering is in play).
     pub executing: usize,
     pub ordered_executing: usize,
+    /// Where write buffers are charged (shared by a shard's connections).
+    budget: Arc<WriteBudget>,
 }
 
 impl TaskTable {
@@ -236,7 +253,50 @@ impl TaskTable {
             held: 0,
             executing: 0,
             ordered_executing: 0,
+            budget: Arc::new(WriteBudget::new()),
         }
+    }
+
+    /// The budget write buffers are charged to.
+    pub fn budget(&self) -> &Arc<WriteBudget> {
+        &self.budget
+    }
+
+    /// Charge to `budget` from now on; what tasks hold moves over with them.
+    pub fn set_budget(&mut self, budget: Arc<WriteBudget>) {
+        for t in self.slots.iter().filter(|t| t.in_use && t.charged > 0) {
+            self.budget.release(t.charged, t.granted);
+            budget.adopt(t.charged, t.granted);
+        }
+        self.budget = budget;
+    }
+
+    /// Size the write buffer of `slot` for data the initiator sends unasked
+    /// (immediate + unsolicited, `bytes` at most FirstBurstLength) and charge it.
+    pub fn charge_unsolicited(&mut self, slot: u32, bytes: u32) {
+        let Some(t) = self.slots.get_mut(slot as usize).filter(|t| t.in_use) else { return };
+        let more = u64::from(bytes).saturating_sub(t.charged);
+        self.budget.charge_unsolicited(more);
+        t.charged += more;
+        t.buf.resize(t.buf.len().max(bytes as usize), 0);
+    }
+
+    /// Grant `slot` a write buffer of `need` bytes (charging what its
+    /// unsolicited share did not cover) and size the buffer. `false`: the
+    /// budget (`limit` bytes) is spent; the task must wait.
+    pub fn try_grant(&mut self, slot: u32, need: u32, limit: u64) -> bool {
+        let Some(t) = self.slots.get_mut(slot as usize).filter(|t| t.in_use) else { return false };
+        if t.granted {
+            return true;
+        }
+        let more = u64::from(need).saturating_sub(t.charged);
+        if !self.budget.try_grant(more, limit) {
+            return false;
+        }
+        t.granted = true;
+        t.charged += more;
+        t.buf.resize(t.buf.len().max(need as usize), 0);
+        true
     }
 
     /// Open window slots: MaxCmdSN = ExpCmdSN - 1 + this (RFC 7143 §4.2.2.1).
@@ -312,6 +372,15 @@ impl TaskTable {
         }
         t.in_use = false;
         t.ext_cdb = None;
+        self.budget.release(t.charged, t.granted);
+        t.charged = 0;
+        t.granted = false;
+        if t.buf.capacity() > BUF_RETAIN_MAX {
+            t.buf = Vec::new();
+        }
+        if t.verify_buf.capacity() > BUF_RETAIN_MAX {
+            t.verify_buf = Vec::new();
+        }
         if t.executing {
             t.executing = false;
             self.executing -= 1;
@@ -386,5 +455,15 @@ impl TaskTable {
             self.free(s);
         }
         self.held = 0;
+    }
+}
+
+impl Drop for TaskTable {
+    /// Tasks still holding budget (a connection dropped with I/O in flight)
+    /// give it back.
+    fn drop(&mut self) {
+        for t in self.slots.iter().filter(|t| t.in_use) {
+            self.budget.release(t.charged, t.granted);
+        }
     }
 }
