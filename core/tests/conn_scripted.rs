@@ -8,6 +8,7 @@ use harness::*;
 use shardtgt_core::conn::ConnState;
 use shardtgt_core::ids::{Isid, Itt, Lun, Tsih, Ttt};
 use shardtgt_core::pdu::*;
+use shardtgt_core::scsi::{Asc, Sense, SenseKey};
 use shardtgt_core::serial::CmdSn;
 use shardtgt_core::target::Limits;
 
@@ -678,6 +679,92 @@ fn header_digest_error_drops_and_digests_work() {
     bytes[48] ^= 1;
     h.send_raw(&bytes);
     assert_eq!(h.conn.state(), ConnState::Closed);
+}
+
+/// RFC 7143 §7.8 with digests on at ERL 0: a Data-Out whose data digest
+/// fails is Rejected (data digest error) and discarded, and its task ends
+/// with CHECK CONDITION, ABORTED COMMAND, PROTOCOL SERVICE CRC ERROR (47/05)
+/// once the rest of its data is in; the connection and other tasks go on.
+/// A non-data PDU with a bad data digest is only Rejected; a command whose
+/// immediate data is corrupt escalates to dropping the connection.
+#[test]
+fn data_digest_errors_at_erl0() {
+    use shardtgt_core::pdu::frame::{encode_pdu, DigestMode};
+    let mut h = Harness::new(small_limits());
+    h.login(&[("HeaderDigest", "CRC32C"), ("DataDigest", "CRC32C"), ("InitialR2T", "Yes"), ("ImmediateData", "No")]);
+    h.digests = DigestMode { header: true, data: true };
+    h.disk[..4096].fill(0x11);
+    // WRITE(10) of 8 blocks: one R2T of 4 KiB, answered with two Data-Outs.
+    let cmd = h.scsi_cmd(&[0x2a, 0, 0, 0, 0, 0, 0, 0, 8, 0], 4096, false, true);
+    let itt = cmd.itt;
+    h.send(&Pdu::ScsiCommand(cmd), &[]);
+    let got = h.recv();
+    let Some(Pdu::R2t(r)) = got.first().map(|(p, _)| p.clone()) else { panic!("{got:?}") };
+    let expstatsn = h.statsn;
+    let dout = |datasn: u32, off: u32, final_: bool| DataOut {
+        final_,
+        lun: Lun::from_index(0),
+        itt,
+        ttt: r.ttt,
+        expstatsn,
+        datasn,
+        buffer_offset: off,
+    };
+    let mut bytes = Vec::new();
+    encode_pdu(&Pdu::DataOut(dout(0, 0, false)), &[0x22; 2048], h.digests, &mut bytes);
+    let n = bytes.len();
+    bytes[n - 1] ^= 0x40; // the data digest
+    h.send_raw(&bytes);
+    let got = h.recv();
+    assert!(
+        matches!(&got[..], [(Pdu::Reject(j), d)] if j.reason == RejectReason::DATA_DIGEST_ERROR && d.len() == 48),
+        "{got:?}"
+    );
+    assert_eq!(h.conn.state(), ConnState::FullFeature);
+    // The response waits for the rest of the data (§7.8 (b)).
+    h.send(&Pdu::DataOut(dout(1, 2048, true)), &[0x22; 2048]);
+    let got = h.recv();
+    let [(Pdu::ScsiResponse(resp), sense)] = &got[..] else { panic!("{got:?}") };
+    assert_eq!(resp.itt, itt);
+    assert_eq!(resp.status, 0x02, "CHECK CONDITION");
+    let s = Sense::decode(&sense[2..]).expect("sense data");
+    assert_eq!((s.key, s.asc), (SenseKey::ABORTED_COMMAND, Asc::PROTOCOL_SERVICE_CRC_ERROR), "{s:?}");
+    assert!(h.disk[..4096].iter().all(|&b| b == 0x11), "a write with a corrupt Data-Out must not reach the medium");
+    // The session goes on: the same write, clean, succeeds.
+    let (status, _) = h.write10(0, &[0x33; 4096], 0, 0);
+    assert_eq!(status, 0);
+    assert!(h.disk[..4096].iter().all(|&b| b == 0x33));
+    // A NOP-Out with a corrupt data digest: Reject, nothing else.
+    let itt = h.next_itt();
+    let nop = NopOut { immediate: true, lun: Lun(0), itt, ttt: Ttt::RESERVED, cmdsn: h.cmdsn, expstatsn: h.statsn };
+    let mut bytes = Vec::new();
+    encode_pdu(&Pdu::NopOut(nop), b"ping", h.digests, &mut bytes);
+    let n = bytes.len();
+    bytes[n - 2] ^= 1;
+    h.send_raw(&bytes);
+    let got = h.recv();
+    assert!(matches!(&got[..], [(Pdu::Reject(j), _)] if j.reason == RejectReason::DATA_DIGEST_ERROR), "{got:?}");
+    assert_eq!(h.conn.state(), ConnState::FullFeature);
+    let (data, status, _) = h.read10(0, 1);
+    assert_eq!((status, data), (0, vec![0x33; 512]));
+}
+
+#[test]
+fn corrupt_immediate_data_is_rejected_then_the_connection_closes() {
+    use shardtgt_core::pdu::frame::{encode_pdu, DigestMode};
+    let mut h = Harness::new(small_limits());
+    h.login(&[("DataDigest", "CRC32C"), ("ImmediateData", "Yes")]);
+    h.digests = DigestMode { header: false, data: true };
+    let cmd = h.scsi_cmd(&[0x2a, 0, 0, 0, 0, 0, 0, 0, 1, 0], 512, false, true);
+    let mut bytes = Vec::new();
+    encode_pdu(&Pdu::ScsiCommand(cmd), &[0x44; 512], h.digests, &mut bytes);
+    let n = bytes.len();
+    bytes[n - 4] ^= 1;
+    h.send_raw(&bytes);
+    let got = h.recv();
+    assert!(matches!(&got[..], [(Pdu::Reject(j), _)] if j.reason == RejectReason::DATA_DIGEST_ERROR), "{got:?}");
+    assert_eq!(h.conn.state(), ConnState::Closed);
+    assert!(h.disk[..512].iter().all(|&b| b == 0));
 }
 
 #[test]

@@ -30,7 +30,7 @@ impl Connection {
             return Flow::Continue;
         }
         match pdu {
-            Pdu::DataOut(d) => self.handle_data_out(bhs, d, data_at, data_len),
+            Pdu::DataOut(d) => self.handle_data_out(bhs, d, data_at, data_len, false),
             Pdu::Snack(s) => self.handle_snack(bhs, s),
             Pdu::ScsiCommand(cmd) => self.accept_command(bhs, cmd, data_at, data_len),
             other => {
@@ -765,7 +765,17 @@ impl Connection {
     }
 
     /// Data-Out (RFC 7143 §11.7): check TTT, DataSN and offset, place the data.
-    fn handle_data_out(&mut self, bhs: &Bhs, d: DataOut, data_at: usize, data_len: usize) -> Flow {
+    /// `corrupt`: its data digest failed (RFC 7143 §7.8); the PDU counts in
+    /// the sequence but its bytes are not used, and the task ends with
+    /// PROTOCOL SERVICE CRC ERROR once all its data is in.
+    pub(super) fn handle_data_out(
+        &mut self,
+        bhs: &Bhs,
+        d: DataOut,
+        data_at: usize,
+        data_len: usize,
+        corrupt: bool,
+    ) -> Flow {
         let Some((slot, gen)) = self.tasks.by_itt(d.itt) else {
             // Data for a task that already ended (aborted or refused):
             // discard silently; for a TTT we never issued, reject.
@@ -798,7 +808,7 @@ impl Connection {
                 failure = Some(Asc::UNEXPECTED_UNSOLICITED_DATA);
             } else if d.datasn != t.unsol_datasn {
                 failure = Some(Asc::DATA_PHASE_ERROR);
-            } else if off != t.received || !copy_range(&mut t.buf, off as usize, &self.rx, data_at, data_len) {
+            } else if off != t.received || !place(&mut t.buf, off as usize, &self.rx, data_at, data_len, corrupt) {
                 // Out of order, or no buffer behind it: a write whose EDTL we
                 // refuse, or a W-bit command that is not a write.
                 failure = Some(Asc::DATA_OFFSET_ERROR);
@@ -822,7 +832,7 @@ impl Connection {
             } else if off != r.offset + r.received
                 || r.received + len > r.len
                 || (d.final_ && r.received + len != r.len)
-                || !copy_range(&mut t.buf, off as usize, &self.rx, data_at, data_len)
+                || !place(&mut t.buf, off as usize, &self.rx, data_at, data_len, corrupt)
             {
                 failure = Some(Asc::DATA_OFFSET_ERROR);
             } else {
@@ -846,6 +856,7 @@ impl Connection {
             }
             return Flow::Continue;
         }
+        t.crc_error |= corrupt;
         if t.phase == Phase::WaitData {
             self.write_progress(slot, gen);
         }
@@ -881,6 +892,14 @@ impl Connection {
         let max_r2t = (self.op.max_outstanding_r2t as usize).clamp(1, super::task::R2T_MAX);
         let Some(t) = self.tasks.get_mut(slot, gen) else { return };
         if t.received >= t.need && !t.unsol_pending && !t.r2ts.iter().any(|r| r.active) {
+            if t.crc_error {
+                // RFC 7143 §7.8 (b): all data is in, some of it failed its
+                // digest: CHECK CONDITION, ABORTED COMMAND, 47/05 (§11.4.7.2).
+                let spdtl = t.spdtl;
+                let sense = Sense::new(scsi::SenseKey::ABORTED_COMMAND, Asc::PROTOCOL_SERVICE_CRC_ERROR);
+                self.finish_with(slot, gen, ScsiStatus::CHECK_CONDITION, Some(sense), spdtl, 0);
+                return;
+            }
             if t.param_list {
                 self.run_parameter_list(slot, gen);
                 return;
@@ -1064,4 +1083,15 @@ enum Order {
     Now,
     Hold,
     Ignore,
+}
+
+/// Store a Data-Out payload at `off` of the task buffer (bounds-checked);
+/// with `corrupt` (its data digest failed) only the bounds are checked and
+/// nothing is stored.
+fn place(buf: &mut [u8], off: usize, rx: &[u8], data_at: usize, len: usize, corrupt: bool) -> bool {
+    if corrupt {
+        off.checked_add(len).is_some_and(|end| end <= buf.len())
+    } else {
+        copy_range(buf, off, rx, data_at, len)
+    }
 }

@@ -636,12 +636,31 @@ impl Connection {
                 let ok =
                     matches!((data, got), (Some(d), Some(g)) if crate::digest::crc32c(d) == u32::from_le_bytes(*g));
                 if !ok {
-                    // RFC 7143 §7.8: discard the PDU and Reject it with
-                    // "data digest error"; commands carrying data cannot be
-                    // recovered at ERL 0.
+                    // RFC 7143 §7.8: Reject with "data digest error" and
+                    // discard the PDU.
                     self.reject(&bhs, RejectReason::DATA_DIGEST_ERROR);
-                    if matches!(bhs.opcode(), Opcode::DATA_OUT | Opcode::SCSI_COMMAND) {
-                        self.state = ConnState::CloseAfterFlush;
+                    match bhs.opcode() {
+                        Opcode::DATA_OUT if self.state == ConnState::FullFeature => {
+                            // A data PDU: at ERL 0 (no recovery R2T) the task
+                            // ends with CHECK CONDITION, PROTOCOL SERVICE CRC
+                            // ERROR, once all its data has arrived. The header
+                            // is sound (header digest), so it still counts in
+                            // the task's data sequence; its bytes are dropped.
+                            let ahs = range(&self.rx, start + BHS_LEN, ahs_len).unwrap_or_default();
+                            if let Ok(Pdu::DataOut(d)) = Pdu::decode(&bhs, ahs) {
+                                if self.handle_data_out(&bhs, d, data_at, data_len, true) == Flow::Drop {
+                                    self.close_now();
+                                    return;
+                                }
+                            }
+                        }
+                        // A command whose immediate data is lost would leave
+                        // a hole in the CmdSN sequence that only a retry
+                        // (ERL 0 has none) could fill: escalate to session
+                        // recovery, as §7.8 allows. Other non-data PDUs
+                        // need nothing more.
+                        Opcode::SCSI_COMMAND => self.state = ConnState::CloseAfterFlush,
+                        _ => {}
                     }
                     continue;
                 }

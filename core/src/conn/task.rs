@@ -127,6 +127,8 @@ pub(super) struct Task {
     pub granted: bool,
     /// The task waits in `Connection::budget_wait` for a grant.
     pub budget_waiting: bool,
+    /// Some of its Data-Out failed the data digest (RFC 7143 §7.8).
+    pub crc_error: bool,
 }
 
 impl Task {
@@ -169,6 +171,7 @@ impl Task {
             charged: 0,
             granted: false,
             budget_waiting: false,
+            crc_error: false,
             param_list: false,
             verify_buf: Vec::new(),
             failed: None,
