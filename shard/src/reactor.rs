@@ -56,6 +56,10 @@ use crate::user_data::{ConnOp, UserData, MAX_BACKENDS, MAX_SLOTS};
 /// Every connection gets `handle_timeout` at least this often (the core
 /// checks session reinstatement there).
 pub const TICK_MS: u64 = 100;
+/// After connections close, give freed memory back to the system this much
+/// later (at most once per this interval per shard), so that a burst of
+/// connections does not leave the daemon's RSS at its high-water mark.
+const TRIM_DELAY_MS: u64 = 1_000;
 /// Backend requests executed for one connection per drive, before others get a turn.
 const BACKEND_PER_DRIVE: usize = 64;
 /// Time given after the logout deadline for cancelled operations to finish.
@@ -232,6 +236,10 @@ pub(crate) struct Reactor<F: ConnFactory> {
     wake_armed: bool,
     next_sweep_ms: u64,
     last_full_sweep_ms: u64,
+    /// Connections open after the previous loop (to notice closes).
+    conns_seen: usize,
+    /// When to return freed heap memory to the system (after closes).
+    trim_at_ms: Option<u64>,
     shutdown: Option<Shutdown>,
     /// Declared last: dropped after the connections it may still reference.
     ring: IoUring,
@@ -282,6 +290,8 @@ impl<F: ConnFactory> Reactor<F> {
             wake_armed: false,
             next_sweep_ms: now + TICK_MS,
             last_full_sweep_ms: now,
+            conns_seen: 0,
+            trim_at_ms: None,
             shutdown: None,
             cfg: p.cfg,
             ring: p.ring,
@@ -300,6 +310,7 @@ impl<F: ConnFactory> Reactor<F> {
             self.check_shutdown(now);
             self.sweep_timers(now);
             self.drive_dirty();
+            self.trim_after_closes(now);
             self.local.publish(&self.shared.stats);
             if let Some(sd) = self.shutdown {
                 if self.conns.is_empty() {
@@ -317,6 +328,26 @@ impl<F: ConnFactory> Reactor<F> {
             }
             self.wait()?;
             self.reap();
+        }
+    }
+
+    /// Connections closed: a second later, ask the allocator to return free
+    /// heap pages (receive buffers, task buffers) to the system. Never on the
+    /// I/O path: only after closes, and at most once per [`TRIM_DELAY_MS`].
+    fn trim_after_closes(&mut self, now: u64) {
+        let n = self.conns.len();
+        if n < self.conns_seen && self.trim_at_ms.is_none() {
+            self.trim_at_ms = Some(now + TRIM_DELAY_MS);
+        }
+        self.conns_seen = n;
+        if self.trim_at_ms.is_some_and(|t| now >= t) {
+            self.trim_at_ms = None;
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only releases free memory of glibc's own
+            // arenas; it takes their locks and touches no live allocation.
+            unsafe {
+                libc::malloc_trim(0);
+            }
         }
     }
 
