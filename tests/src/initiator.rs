@@ -4,8 +4,9 @@
 //! on both sides of the wire. Only the core's BHS buffer type and wire
 //! constants are shared.
 //!
-//! It does one thing at a time: one connection, one outstanding command, no
-//! digests, ErrorRecoveryLevel 0. It answers target NOP-In pings while waiting.
+//! It does one thing at a time: one connection, one outstanding command,
+//! ErrorRecoveryLevel 0; CRC32C digests when [`RawConn::login_with`] asks
+//! for them (computed here bit by bit, not with the core's CRC). It answers target NOP-In pings while waiting.
 //! Every read has a timeout. It is for tests, not for production: it panics on
 //! anything it does not expect unless a method says it returns the problem.
 
@@ -185,6 +186,12 @@ pub struct RawConn {
     pub target_keys: Vec<(String, String)>,
     /// Login Response PDUs seen.
     pub login_responses: Vec<RecvPdu>,
+    /// HeaderDigest=CRC32C is in force (full feature phase).
+    pub header_digest: bool,
+    /// DataDigest=CRC32C is in force (full feature phase).
+    pub data_digest: bool,
+    /// Operational keys to offer instead of [`OPERATIONAL_KEYS`]' values.
+    op_overrides: Vec<(String, String)>,
 }
 
 impl RawConn {
@@ -209,6 +216,9 @@ impl RawConn {
             login_itt: None,
             target_keys: Vec::new(),
             login_responses: Vec::new(),
+            header_digest: false,
+            data_digest: false,
+            op_overrides: Vec::new(),
         })
     }
 
@@ -228,11 +238,29 @@ impl RawConn {
     /// padded to 4 bytes. The DataSegmentLength field is not checked against
     /// `data`, so hostile tests can lie in it.
     pub fn send_pdu(&mut self, bhs: &Bhs, data: &[u8]) -> io::Result<()> {
-        let mut v = Vec::with_capacity(BHS_LEN + data.len() + 3);
+        let v = self.frame_pdu(bhs, data);
+        self.stream.write_all(&v)
+    }
+
+    /// The bytes [`RawConn::send_pdu`] would send: BHS, header digest (if in
+    /// force), data, padding, data digest (if in force and there is data).
+    /// Digests go least significant byte first (RFC 7143 §13.1 CRC32C, as
+    /// libiscsi and Linux send them).
+    pub fn frame_pdu(&self, bhs: &Bhs, data: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(BHS_LEN + 4 + data.len() + 3 + 4);
         v.extend_from_slice(&bhs.0);
+        if self.header_digest {
+            let hd = crc32c(&bhs.0);
+            v.extend_from_slice(&hd.to_le_bytes());
+        }
+        let data_at = v.len();
         v.extend_from_slice(data);
         v.resize(v.len() + pad_len(data.len()), 0);
-        self.stream.write_all(&v)
+        if self.data_digest && !data.is_empty() {
+            let dd = crc32c(&v[data_at..]);
+            v.extend_from_slice(&dd.to_le_bytes());
+        }
+        v
     }
 
     /// Close our sending side (the target sees EOF).
@@ -255,13 +283,24 @@ impl RawConn {
         if dlen > READ_DATA_MAX {
             panic!("target sent a {dlen}-byte data segment: {bhs:?}");
         }
-        let mut data = vec![0u8; dlen + pad_len(dlen)];
-        for buf in [&mut ahs, &mut data] {
+        let mut hd = vec![0u8; if self.header_digest { 4 } else { 0 }];
+        let dd_len = if self.data_digest && dlen > 0 { 4 } else { 0 };
+        let mut data = vec![0u8; dlen + pad_len(dlen) + dd_len];
+        for buf in [&mut ahs, &mut hd, &mut data] {
             match self.read_full(buf, end) {
                 Ok(true) => {}
                 Ok(false) => return ReadOutcome::Closed,
                 Err(e) => return io_outcome(&e),
             }
+        }
+        if self.header_digest {
+            let mut covered = bhs.0.to_vec();
+            covered.extend_from_slice(&ahs);
+            assert_eq!(hd, crc32c(&covered).to_le_bytes(), "header digest from the target: {bhs:?}");
+        }
+        if dd_len > 0 {
+            let (body, dd) = data.split_at(dlen + pad_len(dlen));
+            assert_eq!(dd, crc32c(body).to_le_bytes(), "data digest from the target: {bhs:?}");
         }
         data.truncate(dlen);
         ReadOutcome::Pdu(RecvPdu { bhs, ahs, data })
@@ -400,6 +439,21 @@ impl RawConn {
     /// Full login: security stage (AuthMethod=None) then operational stage to
     /// full feature phase. `target = None` makes a discovery session.
     pub fn login(&mut self, initiator: &str, target: Option<&str>) -> Result<(), LoginError> {
+        self.login_with(initiator, target, &[])
+    }
+
+    /// [`RawConn::login`] offering `overrides` in place of the values (or in
+    /// addition to the keys) of [`OPERATIONAL_KEYS`], e.g.
+    /// `[("InitialR2T", "Yes"), ("ImmediateData", "No")]` or
+    /// `[("HeaderDigest", "CRC32C")]`. Digests the target agrees to are used
+    /// from the full feature phase on.
+    pub fn login_with(
+        &mut self,
+        initiator: &str,
+        target: Option<&str>,
+        overrides: &[(&str, &str)],
+    ) -> Result<(), LoginError> {
+        self.op_overrides = overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut sec: Vec<(&str, &str)> = vec![("InitiatorName", initiator)];
         match target {
             Some(t) => sec.extend([("SessionType", "Normal"), ("TargetName", t)]),
@@ -413,6 +467,7 @@ impl RawConn {
     /// operational stage with [`OPERATIONAL_KEYS`]).
     pub fn login_stages(&mut self, first: &[(&str, &str)]) -> Result<(), LoginError> {
         // Security stage: CSG 0 -> NSG 1. Bounded: at most 4 exchanges per stage.
+        let overrides = self.op_overrides.clone();
         let mut keys: Vec<(&str, &str)> = first.to_vec();
         let mut stage = 0u8;
         for _ in 0..8 {
@@ -431,11 +486,25 @@ impl RawConn {
             let transit = p.bhs.flags() & 0x80 != 0;
             let rsp_nsg = p.bhs.flags() & 3;
             if transit && rsp_nsg == 3 {
+                self.header_digest = self.target_key("HeaderDigest") == Some("CRC32C");
+                self.data_digest = self.target_key("DataDigest") == Some("CRC32C");
                 return Ok(());
             }
             if transit && rsp_nsg == 1 {
                 stage = 1;
-                keys = OPERATIONAL_KEYS.to_vec();
+                keys = OPERATIONAL_KEYS
+                    .iter()
+                    .map(|&(k, v)| {
+                        let o = overrides.iter().find(|(ok, _)| ok == k);
+                        (k, o.map_or(v, |(_, ov)| ov.as_str()))
+                    })
+                    .chain(
+                        overrides
+                            .iter()
+                            .filter(|(k, _)| !OPERATIONAL_KEYS.iter().any(|(ok, _)| ok == k))
+                            .map(|(k, v)| (k.as_str(), v.as_str())),
+                    )
+                    .collect();
             } else {
                 // the target wants another exchange in this stage; send nothing new
                 keys = Vec::new();
@@ -745,5 +814,29 @@ pub mod cdb {
     /// MODE SENSE(6) of the current values of `page` (DBD set: no block descriptors).
     pub fn mode_sense6(page: u8, alloc: u8) -> [u8; 6] {
         [0x1a, 0x08, page & 0x3f, 0, alloc, 0]
+    }
+}
+
+/// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), bit by bit: slow,
+/// but independent of the target's table-driven implementation.
+pub fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crc32c_matches_rfc_3720_b4() {
+        // RFC 3720 Appendix B.4: 32 bytes of zeros -> aa 36 91 8a (LSB first).
+        assert_eq!(super::crc32c(&[0u8; 32]).to_le_bytes(), [0xaa, 0x36, 0x91, 0x8a]);
+        // 32 bytes of 0xff -> 43 ab a8 62.
+        assert_eq!(super::crc32c(&[0xffu8; 32]).to_le_bytes(), [0x43, 0xab, 0xa8, 0x62]);
     }
 }
