@@ -90,6 +90,10 @@ pub struct Limits {
     /// [`crate::conn::WriteBudget`] (one per shard in the daemon). When it is
     /// spent, new writes wait for their R2Ts. Default 256 MiB.
     pub write_buffer_budget: u64,
+    /// A connection that owes Data-Out (open R2Ts or an announced
+    /// unsolicited burst) and sends none for this long is dropped, ms
+    /// (RFC 7143 §7.1.4.1: sequence reception timeout). Default 15000.
+    pub r2t_timeout_ms: u64,
 }
 
 impl Default for Limits {
@@ -109,6 +113,7 @@ impl Default for Limits {
             logout_timeout_ms: 2_000,
             digests_allowed: true,
             write_buffer_budget: 256 << 20,
+            r2t_timeout_ms: 15_000,
         }
     }
 }

@@ -271,6 +271,7 @@ struct RawGlobal {
     logout_timeout_ms: Option<Spanned<i64>>,
     max_sessions: Option<Spanned<i64>>,
     write_buffer_budget_mib: Option<Spanned<i64>>,
+    r2t_timeout_ms: Option<Spanned<i64>>,
     workers: Option<Spanned<i64>>,
     state_dir: Option<Spanned<String>>,
     sanitize_rate_mib: Option<Spanned<i64>>,
@@ -736,6 +737,13 @@ impl Config {
                 (d.write_buffer_budget >> 20) as i64,
             )? as u64)
                 << 20,
+            r2t_timeout_ms: ctx.int(
+                &g.r2t_timeout_ms,
+                "global.r2t_timeout_ms",
+                100,
+                3_600_000,
+                d.r2t_timeout_ms as i64,
+            )? as u64,
             ..d
         };
         if limits.first_burst_len > limits.max_burst_len {
@@ -1186,6 +1194,7 @@ mod tests {
         assert_eq!(c.limits.nop_interval_ms, 5000);
         assert_eq!(c.limits.login_timeout_ms, 15_000);
         assert_eq!(c.limits.write_buffer_budget, 256 << 20);
+        assert_eq!(c.limits.r2t_timeout_ms, 15_000);
         assert_eq!(c.max_sessions, 1024);
         assert_eq!(c.portals.len(), 1);
         assert!(!c.targets.is_empty());
@@ -1376,6 +1385,10 @@ mod tests {
         assert_err(&e, 3, "portal.tpgt", "out of range");
         let e = err("[global]\nwrite_buffer_budget_mib = 0\n");
         assert_err(&e, 2, "global.write_buffer_budget_mib", "out of range 1..=1048576");
+        let e = err("[global]\nr2t_timeout_ms = 0\n");
+        assert_err(&e, 2, "global.r2t_timeout_ms", "out of range 100..=3600000");
+        let e = err("[global]\nr2t_timeout_ms = 3600001\n");
+        assert_err(&e, 2, "global.r2t_timeout_ms", "out of range 100..=3600000");
     }
 
     #[test]
@@ -1386,6 +1399,16 @@ mod tests {
         // Saved configurations keep it.
         let again = Config::parse(&crate::persist::to_toml(&c), "saved").unwrap();
         assert_eq!(again.limits.write_buffer_budget, 16 << 20);
+    }
+
+    #[test]
+    fn r2t_timeout() {
+        assert_eq!(Config::parse(BASE, "t").unwrap().limits.r2t_timeout_ms, 15_000);
+        let c = Config::parse(&format!("[global]\nr2t_timeout_ms = 2500\n{BASE}"), "t").unwrap();
+        assert_eq!(c.limits.r2t_timeout_ms, 2500);
+        // Saved configurations keep it.
+        let again = Config::parse(&crate::persist::to_toml(&c), "saved").unwrap();
+        assert_eq!(again.limits.r2t_timeout_ms, 2500);
     }
 
     #[test]

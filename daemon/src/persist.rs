@@ -64,6 +64,7 @@ pub fn to_toml(cfg: &Config) -> String {
     let _ = writeln!(o, "max_sessions = {}", cfg.max_sessions);
     let _ = writeln!(o, "sanitize_rate_mib = {}", cfg.sanitize_rate / MIB);
     let _ = writeln!(o, "write_buffer_budget_mib = {}", l.write_buffer_budget >> 20);
+    let _ = writeln!(o, "r2t_timeout_ms = {}", l.r2t_timeout_ms);
     if let Some(d) = &cfg.state_dir {
         let _ = writeln!(o, "state_dir = {}", q(&d.display().to_string()));
     }

@@ -17,6 +17,18 @@
 //! grants. A command larger than the whole budget is granted when no other
 //! command holds a grant, so it makes progress alone.
 //!
+//! Two rules keep one initiator from holding the budget against the others
+//! (the connection side lives in `TaskTable::try_grant` and
+//! `Connection::handle_timeout`):
+//! - a connection holds at most a share of the budget (half of it, or one
+//!   MaxBurstLength if that is more), except that a connection with no grant
+//!   may always ask for one, so a single large write still runs;
+//! - a connection that owes Data-Out (open R2Ts, unsolicited bursts) and
+//!   sends none for `r2t_timeout_ms` is dropped, which gives back all it
+//!   held. RFC 7143 §7.1.4.1 (b): a sequence reception timeout is an
+//!   implicit sequence error (§7.9); at ErrorRecoveryLevel 0 there is no
+//!   recovery R2T, so the connection (and with it the session, §7.1.5) ends.
+//!
 //! The counters are atomics so that one budget can be shared by the
 //! connections of a shard (uncontended: a shard is one thread) without a
 //! lock; the limit itself is read from the configuration snapshot
@@ -33,8 +45,10 @@ pub struct WriteBudget {
     grants: AtomicU64,
     /// Most bytes ever held at once.
     peak: AtomicU64,
-    /// Grants refused for lack of budget (a command had to wait).
+    /// Grants refused for lack of budget or share (a command had to wait).
     waits: AtomicU64,
+    /// Connections dropped because Data-Out they owed did not come in time.
+    data_timeouts: AtomicU64,
 }
 
 impl WriteBudget {
@@ -61,6 +75,24 @@ impl WriteBudget {
     /// How often a command had to wait for budget.
     pub fn waits(&self) -> u64 {
         self.waits.load(Ordering::Relaxed)
+    }
+
+    /// How many connections were dropped because Data-Out they owed
+    /// (open R2Ts, announced unsolicited data) did not come within
+    /// [`crate::target::Limits::r2t_timeout_ms`].
+    pub fn data_timeouts(&self) -> u64 {
+        self.data_timeouts.load(Ordering::Relaxed)
+    }
+
+    /// A command has to wait although the budget has room (its connection
+    /// holds its share).
+    pub(crate) fn note_wait(&self) {
+        self.waits.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection owing Data-Out timed out and is being dropped.
+    pub(crate) fn note_data_timeout(&self) {
+        self.data_timeouts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Charge bytes that are arriving regardless (immediate / unsolicited data).

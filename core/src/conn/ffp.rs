@@ -326,6 +326,10 @@ impl Connection {
         } else {
             t.received = 0;
         }
+        if !cmd.final_ {
+            // An unsolicited burst is announced: the initiator owes it.
+            self.tasks.owe(1, self.now_ms);
+        }
         if cmd.immediate {
             self.execute_task(slot);
             return Flow::Continue;
@@ -645,12 +649,11 @@ impl Connection {
             if let Some(mut j) = t.job.take() {
                 j.cancel();
             }
-            for r in &mut t.r2ts {
-                r.active = false;
-            }
+            let closed = t.stop_awaiting_data();
             // Data-Out still on its way for the task is dropped silently.
             t.failed = Some(Sense::new(scsi::SenseKey::ABORTED_COMMAND, Asc(0)));
             let spdtl = t.spdtl;
+            self.tasks.paid(closed);
             self.out.retain(|o| !matches!(o, Out::R2t { slot: s, .. } if *s == slot));
             self.job_wait.retain(|&(s, _)| s != slot);
             self.finish_with(slot, gen, ScsiStatus::GOOD, None, spdtl, 0);
@@ -801,6 +804,8 @@ impl Connection {
         // COMMAND (RFC 7143 §11.4.7.2 sense for iSCSI errors) instead of
         // losing every other task with the connection.
         let mut failure = None;
+        // Owed sequences this PDU completes (an R2T's, or the unsolicited burst).
+        let mut completed = 0;
         if d.ttt == Ttt::RESERVED {
             // Unsolicited data (RFC 7143 §11.7.4): allowed only while the
             // command's unsolicited burst is open, in order, within FirstBurstLength.
@@ -817,6 +822,7 @@ impl Connection {
                 t.received += len;
                 if d.final_ {
                     t.unsol_pending = false;
+                    completed = 1;
                 }
             }
         } else {
@@ -840,6 +846,7 @@ impl Connection {
                 r.received += len;
                 if d.final_ {
                     r.active = false;
+                    completed = 1;
                 }
                 t.received = t.received.max(off + len);
             }
@@ -847,17 +854,21 @@ impl Connection {
         if let Some(asc) = failure {
             let sense = Sense::new(scsi::SenseKey::ABORTED_COMMAND, asc);
             t.failed = Some(sense);
-            for r in &mut t.r2ts {
-                r.active = false;
-            }
-            if t.phase == Phase::WaitData {
-                let spdtl = t.spdtl;
+            // None of its data is wanted any more.
+            let closed = t.stop_awaiting_data();
+            let (waiting, spdtl) = (t.phase == Phase::WaitData, t.spdtl);
+            self.tasks.paid(closed);
+            if waiting {
                 self.finish_with(slot, gen, ScsiStatus::CHECK_CONDITION, Some(sense), spdtl, 0);
             }
             return Flow::Continue;
         }
         t.crc_error |= corrupt;
-        if t.phase == Phase::WaitData {
+        let waiting = t.phase == Phase::WaitData;
+        // Progress: the solicited-data timeout starts over (handle_timeout).
+        self.tasks.paid(completed);
+        self.tasks.data_arrived(self.now_ms);
+        if waiting {
             self.write_progress(slot, gen);
         }
         Flow::Continue
@@ -939,7 +950,7 @@ impl Connection {
             // sent, until other commands release theirs (retry_budget_waiters).
             let need = t.need;
             let limit = self.targets.limits.write_buffer_budget;
-            if !self.tasks.try_grant(slot, need, limit) {
+            if !self.tasks.try_grant(slot, need, limit, max_burst) {
                 if let Some(t) = self.tasks.get_mut(slot, gen) {
                     if !t.budget_waiting {
                         t.budget_waiting = true;
@@ -965,6 +976,8 @@ impl Connection {
             t.datasn += 1;
             t.r2t_next += len;
             self.out.push_back(item);
+            // The initiator owes this R2T's data (solicited-data timeout).
+            self.tasks.owe(1, self.now_ms);
         }
     }
 

@@ -406,6 +406,9 @@ impl Connection {
                     d = min_opt(d, Some(self.now_ms + 1));
                 }
                 let lim = &self.targets.limits;
+                if self.state == ConnState::FullFeature {
+                    d = min_opt(d, self.tasks.data_overdue_at(lim.r2t_timeout_ms));
+                }
                 if let Some((_, sent)) = self.ping {
                     d = min_opt(d, Some(sent + lim.nop_timeout_ms));
                 } else if lim.nop_interval_ms > 0 && self.state == ConnState::FullFeature {
@@ -416,7 +419,8 @@ impl Connection {
         }
     }
 
-    /// Time passed: run timers (login timeout, NOP-In, reinstatement check).
+    /// Time passed: run timers (login timeout, NOP-In, solicited-data
+    /// timeout, reinstatement check).
     pub fn handle_timeout(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
         if self.state == ConnState::Closed {
@@ -429,6 +433,15 @@ impl Connection {
             return;
         }
         if self.state == ConnState::FullFeature {
+            if self.tasks.data_overdue_at(self.targets.limits.r2t_timeout_ms).is_some_and(|d| now_ms >= d) {
+                // Data-Out owed (R2Ts, an unsolicited burst) and none came
+                // for r2t_timeout_ms: a sequence reception timeout (RFC 7143
+                // §7.1.4.1 (b)). ERL 0 has no recovery R2T, so the connection
+                // ends and gives back every task slot and buffer it held.
+                self.tasks.budget().note_data_timeout();
+                self.close_now();
+                return;
+            }
             self.sweep_preempted();
             if self.kick {
                 self.kick_deferred();
@@ -506,6 +519,12 @@ impl Connection {
     /// The budget this connection's write buffers are charged to.
     pub fn write_budget(&self) -> &Arc<WriteBudget> {
         self.tasks.budget()
+    }
+
+    /// Bytes of the write budget this connection's tasks hold now (at most
+    /// its share, see [`WriteBudget`]).
+    pub fn write_buffer_held(&self) -> u64 {
+        self.tasks.charged()
     }
 
     /// Swap in a new configuration snapshot.

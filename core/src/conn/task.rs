@@ -182,6 +182,18 @@ impl Task {
         }
     }
 
+    /// Stop waiting for this task's Data-Out: close its open R2Ts and its
+    /// unsolicited burst. Returns how many of those were open (to take off
+    /// [`TaskTable::owed`]).
+    pub fn stop_awaiting_data(&mut self) -> u32 {
+        let mut n = u32::from(std::mem::take(&mut self.unsol_pending));
+        for r in self.r2ts.iter_mut().filter(|r| r.active) {
+            r.active = false;
+            n += 1;
+        }
+        n
+    }
+
     /// The full CDB (16 bytes plus any extended part).
     pub fn cdb_bytes(&self, scratch: &mut [u8; 260]) -> usize {
         let (head, tail) = scratch.split_at_mut(16);
@@ -239,6 +251,16 @@ pub(super) struct TaskTable {
     pub ordered_executing: usize,
     /// Where write buffers are charged (shared by a shard's connections).
     budget: Arc<WriteBudget>,
+    /// Bytes this connection's tasks hold of the budget, and how many of
+    /// them hold a grant (for the per-connection share, [`Self::try_grant`]).
+    charged: u64,
+    grants: u32,
+    /// Data-Out sequences the initiator owes: open R2Ts plus unsolicited
+    /// bursts announced (F = 0) and not finished.
+    owed: u32,
+    /// Start of the current wait for owed data: when `owed` last rose from
+    /// 0, moved up by every accepted Data-Out (see [`Self::data_overdue_at`]).
+    owed_since_ms: u64,
 }
 
 impl TaskTable {
@@ -257,7 +279,41 @@ impl TaskTable {
             executing: 0,
             ordered_executing: 0,
             budget: Arc::new(WriteBudget::new()),
+            charged: 0,
+            grants: 0,
+            owed: 0,
+            owed_since_ms: 0,
         }
+    }
+
+    /// The initiator now owes `n` more Data-Out sequences (R2Ts issued or an
+    /// unsolicited burst announced); a wait starts if none was owed.
+    pub fn owe(&mut self, n: u32, now_ms: u64) {
+        if self.owed == 0 {
+            self.owed_since_ms = now_ms;
+        }
+        self.owed += n;
+    }
+
+    /// `n` owed sequences ended (complete, failed or their task freed).
+    pub fn paid(&mut self, n: u32) {
+        self.owed = self.owed.saturating_sub(n);
+    }
+
+    /// A Data-Out was accepted: the initiator is making progress.
+    pub fn data_arrived(&mut self, now_ms: u64) {
+        self.owed_since_ms = now_ms;
+    }
+
+    /// When the initiator, owing Data-Out, will have sent none for
+    /// `timeout_ms` (None: nothing owed).
+    pub fn data_overdue_at(&self, timeout_ms: u64) -> Option<u64> {
+        (self.owed > 0).then(|| self.owed_since_ms.saturating_add(timeout_ms))
+    }
+
+    /// Bytes this connection holds of the write budget.
+    pub fn charged(&self) -> u64 {
+        self.charged
     }
 
     /// The budget write buffers are charged to.
@@ -281,24 +337,38 @@ impl TaskTable {
         let more = u64::from(bytes).saturating_sub(t.charged);
         self.budget.charge_unsolicited(more);
         t.charged += more;
+        self.charged += more;
         t.buf.resize(t.buf.len().max(bytes as usize), 0);
     }
 
     /// Grant `slot` a write buffer of `need` bytes (charging what its
     /// unsolicited share did not cover) and size the buffer. `false`: the
-    /// budget (`limit` bytes) is spent; the task must wait.
-    pub fn try_grant(&mut self, slot: u32, need: u32, limit: u64) -> bool {
+    /// task must wait, because the budget (`limit` bytes) is spent or
+    /// because this connection already holds its share of it.
+    ///
+    /// The share: a connection may hold at most `max(limit / 2, burst)`
+    /// bytes (`burst`: its MaxBurstLength), except that a connection holding
+    /// no grant may always ask for one (a write larger than the share runs
+    /// when the budget allows, e.g. when nothing else holds a grant).
+    pub fn try_grant(&mut self, slot: u32, need: u32, limit: u64, burst: u32) -> bool {
         let Some(t) = self.slots.get_mut(slot as usize).filter(|t| t.in_use) else { return false };
         if t.granted {
             return true;
         }
         let more = u64::from(need).saturating_sub(t.charged);
+        let share = (limit / 2).max(u64::from(burst));
+        if self.grants > 0 && self.charged.saturating_add(more) > share {
+            self.budget.note_wait();
+            return false;
+        }
         if !self.budget.try_grant(more, limit) {
             return false;
         }
         t.granted = true;
         t.charged += more;
         t.buf.resize(t.buf.len().max(need as usize), 0);
+        self.charged += more;
+        self.grants += 1;
         true
     }
 
@@ -369,6 +439,9 @@ impl TaskTable {
         if self.by_itt.get(&t.itt.0) == Some(&slot) {
             self.by_itt.remove(&t.itt.0);
         }
+        // Whatever Data-Out it still awaited is no longer owed.
+        let n = t.stop_awaiting_data();
+        self.owed = self.owed.saturating_sub(n);
         if t.io_in_flight {
             t.aborted = true;
             return;
@@ -376,6 +449,8 @@ impl TaskTable {
         t.in_use = false;
         t.ext_cdb = None;
         self.budget.release(t.charged, t.granted);
+        self.charged = self.charged.saturating_sub(t.charged);
+        self.grants = self.grants.saturating_sub(u32::from(t.granted));
         t.charged = 0;
         t.granted = false;
         if t.buf.capacity() > BUF_RETAIN_MAX {
