@@ -643,7 +643,9 @@ fn ten_thousand_writes_waiting_for_r2t() {
         login_timeout_ms: LOGIN_TIMEOUT_MS,
         nop_interval_ms: 0,
         shards: SHARDS as u32,
-        extra_global: format!("write_buffer_budget_mib = {BUDGET_MIB}\n"),
+        // Reading 79 sessions' R2Ts takes longer than the default 15 s
+        // solicited-data timeout, which would drop the first sessions.
+        extra_global: format!("write_buffer_budget_mib = {BUDGET_MIB}\nr2t_timeout_ms = 600000\n"),
         ..TargetSpec::standard()
     });
     let base = baseline(&t).map(|(_, u)| u);
@@ -724,4 +726,80 @@ fn write_budget_bounds_memory_and_applies_backpressure() {
     );
     assert!(done.saturating_duration_since(released) < Duration::from_secs(5));
     assert_healthy(&mut t, "a write flood against an 8 MiB budget");
+}
+
+/// A 256 KiB WRITE (64 KiB immediate, the rest by R2T) on a fresh session;
+/// returns its status and how long it took from login.
+fn timed_256k_write(t: &Target, lba: u32, seed: u64) -> (u8, Duration) {
+    let lun = t.lun(0).lun;
+    let mut c = RawConn::connect(t.port).expect("connect");
+    c.login("iqn.2026-11.test:good-writer", Some(&t.iqn)).expect("login");
+    let _ = c.clear_unit_attention(lun);
+    let data = noise(seed, 256 * 1024);
+    let started = Instant::now();
+    let w = c.scsi_write(lun, &cdb::write10(lba, 512), &data);
+    let took = started.elapsed();
+    let r = c.scsi_read(lun, &cdb::read10(lba, 512), data.len() as u32);
+    assert!(r.status == 0 && r.data == data, "read back of the good write");
+    c.logout();
+    (w.status, took)
+}
+
+/// Sessions that are granted write buffers and never send the data: with an
+/// 8 MiB budget on one shard, one such session holds at most its share (4
+/// MiB), so a well-behaved 256 KiB write beside it gets its R2T at once; two
+/// of them fill the budget, and the well-behaved write waits until the
+/// solicited-data timeout (`r2t_timeout_ms`, 2 s here) drops them. Every
+/// hostile connection is closed at the timeout, and RSS and fds come back
+/// to the baseline.
+#[test]
+fn r2t_holders_are_bounded_by_their_share_and_dropped_at_the_timeout() {
+    const BUDGET_MIB: usize = 8;
+    const TIMEOUT: Duration = Duration::from_millis(2_000);
+    let mut t = start_spec(TargetSpec {
+        login_timeout_ms: LOGIN_TIMEOUT_MS,
+        nop_interval_ms: 0,
+        shards: 1,
+        extra_global: format!("write_buffer_budget_mib = {BUDGET_MIB}\nr2t_timeout_ms = {}\n", TIMEOUT.as_millis()),
+        ..TargetSpec::standard()
+    });
+
+    // One hostile session: 64 writes of 1 MiB, R2Ts never answered.
+    let flood_at = Instant::now();
+    let (mut conns, r2ts) = write_flood(&t, 1, 64, 2048);
+    assert_eq!(r2ts, BUDGET_MIB / 2, "one session gets its share of the budget, no more");
+    let (status, took) = timed_256k_write(&t, 120_000, 51);
+    let held_for = flood_at.elapsed();
+    eprintln!("beside one R2T holder: 256 KiB write took {took:?} ({held_for:?} after the holder's R2Ts)");
+    assert_eq!(status, 0);
+    assert!(held_for < TIMEOUT, "the holder must still hold its share when the good write completes");
+    assert!(took < Duration::from_millis(500), "the good write waited {took:?} beside one holder");
+    let c = &mut conns[0];
+    match c.expect_close(TIMEOUT + GRACE) {
+        Ok(seen) => assert!(seen.is_empty(), "the holder was sent {seen:?} before the close"),
+        Err(seen) => panic!("the R2T holder is still connected; target sent {seen:?}"),
+    }
+    let closed_after = flood_at.elapsed();
+    eprintln!("the holder was dropped {closed_after:?} after its R2Ts (timeout {TIMEOUT:?})");
+    assert!(closed_after >= TIMEOUT && closed_after < TIMEOUT + Duration::from_millis(1_500), "{closed_after:?}");
+    drop(conns);
+
+    // Two hostile sessions take the whole budget: the good write waits for
+    // the timeout, then completes.
+    let flood_at = Instant::now();
+    let (mut conns, r2ts) = write_flood(&t, 2, 64, 2048);
+    assert_eq!(r2ts, BUDGET_MIB, "two sessions take the whole budget");
+    let (status, took) = timed_256k_write(&t, 121_000, 53);
+    let done_after = flood_at.elapsed();
+    eprintln!("beside two R2T holders: 256 KiB write took {took:?}, done {done_after:?} after their R2Ts");
+    assert_eq!(status, 0);
+    assert!(done_after >= TIMEOUT, "the good write completed while the budget was held ({done_after:?})");
+    assert!(done_after < TIMEOUT + Duration::from_millis(1_500), "the good write took {done_after:?}");
+    for (i, c) in conns.iter_mut().enumerate() {
+        if let Err(seen) = c.expect_close(GRACE) {
+            panic!("R2T holder {i} is still connected; target sent {seen:?}");
+        }
+    }
+    drop(conns);
+    assert_healthy(&mut t, "R2T holders dropped at the solicited-data timeout");
 }
