@@ -27,6 +27,7 @@
 )]
 
 pub mod acl;
+pub mod buf;
 mod bytes;
 pub mod conn;
 pub mod digest;

@@ -464,8 +464,11 @@ impl Connection {
             return;
         }
         // Emulated commands get a bounded buffer; READ/WRITE size it below.
+        // Not zeroed here (a READ would pay for it on every I/O): emulation
+        // writes Data-In only through `DataIn`, which zeroes the buffer
+        // it is given before the command builds its parameter data.
         let emu_len = if t.read { edtl.min(EMULATED_BUF_MAX) } else { 0 }.max(256);
-        t.buf.resize(t.buf.len().max(emu_len as usize), 0);
+        t.buf.resize_for_overwrite(t.buf.len().max(emu_len as usize));
         let outcome = scsi::execute(&ctx, nexus, &mut t.buf[..]);
         let backend = lu.map_or(0, |l| l.backend);
         match outcome {
@@ -502,7 +505,11 @@ impl Connection {
                         self.write_progress(slot, gen);
                     }
                     BackendOp::Read => {
-                        t.buf.resize(io.len as usize, 0);
+                        // Not zeroed: a backend that answers `Ok` has filled
+                        // all `io.len` bytes (a short read is resumed or fails,
+                        // see `ShardBackend`), and a failed read ends without
+                        // Data-In (backend_done), so no stale byte is sent.
+                        t.buf.resize_for_overwrite(io.len as usize);
                         self.submit_io(slot);
                     }
                     BackendOp::Flush | BackendOp::Deallocate | BackendOp::MapStatus => self.submit_io(slot),

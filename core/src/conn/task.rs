@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::budget::WriteBudget;
+use crate::buf::PageBuf;
 use crate::bytes::{copy_prefix, prefix, prefix_mut};
 use crate::ids::{Itt, Lun, Ttt};
 use crate::pdu::TaskAttr;
@@ -74,8 +75,12 @@ pub(super) struct Task {
     pub read: bool,
     pub write: bool,
     pub phase: Phase,
-    /// Data buffer: Data-Out lands here, Data-In is sent from here.
-    pub buf: Vec<u8>,
+    /// Data buffer: Data-Out lands here, Data-In is sent from here; page
+    /// aligned, so O_DIRECT backends use it without a bounce copy. It is
+    /// reused across the slot's tasks and not zeroed per task: every byte
+    /// sent or written must have been written by this task first (see
+    /// [`PageBuf::resize_for_overwrite`]).
+    pub buf: PageBuf,
     /// Bytes of write data received so far, contiguous from offset 0.
     pub received: u32,
     /// More unsolicited Data-Out is expected (the command's F bit was 0).
@@ -147,7 +152,7 @@ impl Task {
             read: false,
             write: false,
             phase: Phase::Arrived,
-            buf: Vec::new(),
+            buf: PageBuf::new(),
             received: 0,
             unsol_pending: false,
             unsol_datasn: 0,
@@ -338,7 +343,9 @@ impl TaskTable {
         self.budget.charge_unsolicited(more);
         t.charged += more;
         self.charged += more;
-        t.buf.resize(t.buf.len().max(bytes as usize), 0);
+        // Not zeroed: a write goes to the backend only once all of its data
+        // arrived (write_progress), and a write sends no Data-In.
+        t.buf.resize_for_overwrite(t.buf.len().max(bytes as usize));
     }
 
     /// Grant `slot` a write buffer of `need` bytes (charging what its
@@ -366,7 +373,9 @@ impl TaskTable {
         }
         t.granted = true;
         t.charged += more;
-        t.buf.resize(t.buf.len().max(need as usize), 0);
+        // Not zeroed: a write goes to the backend only once all `need` bytes
+        // of it arrived (write_progress), and a write sends no Data-In.
+        t.buf.resize_for_overwrite(t.buf.len().max(need as usize));
         self.charged += more;
         self.grants += 1;
         true
@@ -454,7 +463,7 @@ impl TaskTable {
         t.charged = 0;
         t.granted = false;
         if t.buf.capacity() > BUF_RETAIN_MAX {
-            t.buf = Vec::new();
+            t.buf = PageBuf::new();
         }
         if t.verify_buf.capacity() > BUF_RETAIN_MAX {
             t.verify_buf = Vec::new();

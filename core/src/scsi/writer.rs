@@ -21,9 +21,16 @@ pub(crate) struct DataIn<'a> {
 }
 
 impl<'a> DataIn<'a> {
-    /// A writer for a command with allocation length `alloc`.
+    /// A writer for a command with allocation length `alloc`. Zeroes the
+    /// part of `buf` the command may return (the first min(`buf.len()`,
+    /// `alloc`) bytes): the connection hands in a reused task buffer without
+    /// clearing it, and whatever a command leaves unwritten must read as
+    /// zero, never as an earlier task's data.
     pub(crate) fn new(buf: &'a mut [u8], alloc: usize) -> Self {
         let cap = buf.len().min(alloc);
+        if let Some(b) = buf.get_mut(..cap) {
+            b.fill(0);
+        }
         DataIn { buf, cap, len: 0, alloc }
     }
 
@@ -122,6 +129,14 @@ mod tests {
         assert_eq!(w.pos(), 106);
         assert_eq!(w.data_len(), 4);
         assert_eq!(buf, [1, 2, 3, 0xff, 0xaa, 0xaa]);
+
+        // The part the command may return starts zeroed, whatever the
+        // buffer held before; bytes beyond it are left alone.
+        let mut stale = [0xaau8; 8];
+        let mut w = DataIn::new(&mut stale, 5);
+        w.u8(1);
+        assert_eq!(w.data_len(), 1);
+        assert_eq!(stale, [1, 0, 0, 0, 0, 0xaa, 0xaa, 0xaa]);
 
         let mut small = [0u8; 2];
         let mut w = DataIn::new(&mut small, 100);

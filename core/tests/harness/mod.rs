@@ -184,6 +184,12 @@ impl Harness {
         }
     }
 
+    /// Take the requests held back while `hold_backend` is set (the test
+    /// then serves them itself through `conn.backend_buffer`/`handle_backend`).
+    pub fn take_held(&mut self) -> Vec<shardtgt_core::conn::BackendRequest> {
+        std::mem::take(&mut self.held_requests)
+    }
+
     fn serve_held(&mut self) {
         for req in std::mem::take(&mut self.held_requests) {
             let status = self.backend_fail.unwrap_or(BackendStatus::Ok);
