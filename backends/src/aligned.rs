@@ -1,9 +1,10 @@
 //! Page-aligned heap buffers for O_DIRECT, and a small bounded pool of them.
 //!
 //! O_DIRECT needs the user buffer aligned to the device's DMA alignment
-//! (`stx_dio_mem_align`, statx(2)); the core's task buffers are ordinary
-//! `Vec<u8>`s (16-byte aligned), so unaligned requests are copied through
-//! these ("bounce buffers"). A pool never holds more than its fixed count of
+//! (`stx_dio_mem_align`, statx(2)); the core's task buffers are page
+//! aligned (`shardtgt_core::buf::PageBuf`), but a buffer that is not (tools,
+//! tests, lengths that are not a multiple of the alignment) is copied
+//! through these ("bounce buffers"). A pool never holds more than its fixed count of
 //! fixed-size buffers, allocates them lazily, and never frees one while an
 //! I/O may use it.
 

@@ -24,9 +24,10 @@
 //! progress are errors, never a silent success. Errors map in
 //! [`crate::errno`].
 //!
-//! With O_DIRECT in effect (see `store`), a task buffer that is not aligned
-//! to the device's DMA alignment (the core's buffers are plain `Vec<u8>`s,
-//! 16-byte aligned; ext4 on virtio wants 512) is copied through one of the
+//! With O_DIRECT in effect (see `store`), the core's task buffers (page
+//! aligned, `shardtgt_core::buf::PageBuf`) go straight to the device. A
+//! buffer that is not aligned to the device's DMA alignment (ext4 on
+//! virtio wants 512), or whose length is not, is copied through one of the
 //! shard's bounce buffers ([`BOUNCE_BUFFERS`] × [`BOUNCE_SIZE`] per shard
 //! and LU, allocated on first use, page-aligned); longer requests go through
 //! in pieces. When all are in use the request waits ([`Submit::Busy`]);
@@ -92,6 +93,12 @@ impl FileBackend {
     /// I/O failures so far (every shard).
     pub fn errors(&self) -> u64 {
         self.store.log.errors()
+    }
+
+    /// Pieces of requests copied through the shards' O_DIRECT bounce
+    /// buffers so far (every shard); 0 while every task buffer is aligned.
+    pub fn bounce_copies(&self) -> u64 {
+        self.store.bounce_copies.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -248,6 +255,7 @@ impl FileShard {
                         if dir == BackendOp::Write {
                             bb.as_mut_slice()[..n].copy_from_slice(&op.buf.as_mut_slice()[op.done..op.done + n]);
                         }
+                        self.store.bounce_copies.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         (bb.as_mut_ptr(), n)
                     }
                     None => (op.buf.as_mut_ptr().wrapping_add(op.done), rest),

@@ -98,6 +98,10 @@ pub(crate) struct Store {
     pub(crate) log: ErrnoLog,
     /// Deallocation works here (see the module docs).
     pub(crate) punch: bool,
+    /// Copies through a shard's O_DIRECT bounce buffers so far, every shard
+    /// (one per piece copied in or out; task buffers are page aligned, so
+    /// this stays 0 unless a request's buffer or length is not aligned).
+    pub(crate) bounce_copies: AtomicU64,
 }
 
 fn cpath(p: &Path) -> Result<CString, BackendError> {
@@ -286,6 +290,7 @@ impl Store {
             dio: None,
             log: ErrnoLog::new(name.clone()),
             punch,
+            bounce_copies: AtomicU64::new(0),
         };
         if spec.direct {
             match dio_align(store.fd.as_raw_fd(), block_device) {
