@@ -832,12 +832,15 @@ pub fn markdown(r: &CompareResult) -> String {
     );
     let _ = writeln!(
         s,
-        "- tgt: {} (defaults; LUN 1; null = `--bstype null`, ram = `rdwr` on a file in /dev/shm)",
+        "- tgt: {} (defaults; LUN 1; null = `--bstype null`, ram = `rdwr` on a file in /dev/shm, \
+         file / rdwr = `rdwr` on a fully written file in --file-dir, file-direct = the same with `--bsoflags direct`)",
         r.tgt_version
     );
     let _ = writeln!(
         s,
-        "- shardtgt: `{}` (defaults; LUN 0; `null` / `ram` backends); bench source {}",
+        "- shardtgt: `{}` (defaults; LUN 0; `null` / `ram` backends; file = `file` (io_uring), rdwr = `rdwr` \
+         (worker threads), both buffered, file-direct = `file` with `direct = true`, each on its own fully \
+         written file in --file-dir); bench source {}",
         r.daemon, r.shardtgt_rev
     );
     let _ = writeln!(
