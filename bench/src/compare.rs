@@ -412,7 +412,9 @@ fn start_tgt(cfg: &Cfg, dir: &Path) -> Result<Proc> {
     Ok(p)
 }
 
-/// Write `len` zero bytes (so tmpfs pages exist before the run, as the RAM backend's do).
+/// Write `len` zero bytes (so tmpfs pages exist before the run, as the RAM
+/// backend's do, and file LUNs read real blocks, not holes), then fsync: the
+/// writeback of gigabytes of images must not overlap the measured points.
 fn write_zeros(path: &Path, len: u64) -> Result<()> {
     let mut f = std::fs::File::create(path)?;
     let buf = vec![0u8; 1 << 20];
@@ -422,6 +424,7 @@ fn write_zeros(path: &Path, len: u64) -> Result<()> {
         f.write_all(&buf[..n])?;
         left -= n as u64;
     }
+    f.sync_all()?;
     Ok(())
 }
 
