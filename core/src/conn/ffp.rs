@@ -470,7 +470,7 @@ impl Connection {
         // A command without the R bit sends no Data-In, so it gets no buffer
         // here: a task buffer, once grown, is a page-aligned allocation that
         // its slot keeps, and a WRITE waiting for its R2T must not pin one.
-        let emu_len = if t.read { edtl.min(EMULATED_BUF_MAX).max(256) } else { 0 };
+        let emu_len = if t.read { edtl.clamp(256, EMULATED_BUF_MAX) } else { 0 };
         t.buf.resize_for_overwrite(t.buf.len().max(emu_len as usize));
         let outcome = scsi::execute(&ctx, nexus, &mut t.buf[..]);
         let backend = lu.map_or(0, |l| l.backend);
