@@ -4,94 +4,22 @@
 //! configuration, a session is listed and forced out, a LUN is deleted under
 //! a live session, a bad request and a bad reload leave the daemon as it was.
 
+mod common;
+use common::*;
+
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use shardtgt_tests::initiator::{cdb, RawConn};
 
-const DAEMON: &str = env!("CARGO_BIN_EXE_shardtgtd");
-const ADM: &str = env!("CARGO_BIN_EXE_shardtgtadm");
 const IQN: &str = "iqn.2026-11.io.shardtgt:admin";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(cfg: &Path, sock: &Path) -> Daemon {
-        let child = Command::new(DAEMON)
-            .args(["--config", cfg.to_str().unwrap(), "--admin-socket", sock.to_str().unwrap(), "--shards", "2"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let end = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(sock).is_err() {
-            assert!(Instant::now() < end, "admin socket never appeared");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Daemon(child)
-    }
-
-    fn stop(mut self) {
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let end = Instant::now() + Duration::from_secs(15);
-        while self.0.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < end, "daemon did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill9(mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn adm(sock: &Path, args: &[&str]) -> Output {
-    Command::new(ADM).arg("--socket").arg(sock).args(args).output().unwrap()
-}
-
-fn ok(sock: &Path, args: &[&str]) -> String {
-    let o = adm(sock, args);
-    assert!(o.status.success(), "shardtgtadm {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn fails(sock: &Path, args: &[&str], code: i32, want: &str) {
-    let o = adm(sock, args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(code), "shardtgtadm {args:?}: {err}");
-    assert!(err.contains(want), "shardtgtadm {args:?}: want {want:?} in {err:?}");
-    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-}
-
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("shardtgt-admin-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 #[test]
 fn build_restart_logout_delete() {
-    let d = dir("e2e");
+    let d = dir("admin", "e2e");
     let cfg = d.join("shardtgt.toml");
     let sock = d.join("run").join("adm.sock");
     let port = free_port();
@@ -284,7 +212,7 @@ fn inq(url: &str, initiator: &str) -> Output {
 /// CHAP with the right secret, refused with a wrong one, ACL by name.
 #[test]
 fn imported_tgt_config_serves_chap_and_acl() {
-    let d = dir("import");
+    let d = dir("admin", "import");
     let sample = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/targets.conf")).unwrap();
     for f in ["disk1.img", "disk5.img"] {
         std::fs::File::create(d.join(f)).unwrap().set_len(16 << 20).unwrap();

@@ -5,65 +5,12 @@
 //! READY — on the sessions of that portal group only. The state is written
 //! to the config file and survives a restart.
 
-use std::net::TcpListener;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+use common::*;
 
 use shardtgt_tests::initiator::{cdb, RawConn, ScsiResult};
 
-const DAEMON: &str = env!("CARGO_BIN_EXE_shardtgtd");
-const ADM: &str = env!("CARGO_BIN_EXE_shardtgtadm");
 const IQN: &str = "iqn.2026-11.io.shardtgt:alua";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Daemon(Child);
-
-impl Daemon {
-    fn start(cfg: &Path, sock: &Path) -> Daemon {
-        let child = Command::new(DAEMON)
-            .args(["--config", cfg.to_str().unwrap(), "--admin-socket", sock.to_str().unwrap(), "--shards", "2"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let end = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(sock).is_err() {
-            assert!(Instant::now() < end, "admin socket never appeared");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Daemon(child)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn adm(sock: &Path, args: &[&str]) -> Output {
-    Command::new(ADM).arg("--socket").arg(sock).args(args).output().unwrap()
-}
-
-fn ok(sock: &Path, args: &[&str]) -> String {
-    let o = adm(sock, args);
-    assert!(o.status.success(), "shardtgtadm {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("shardtgt-alua-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn session(port: u16, name: &str) -> RawConn {
     let mut c = RawConn::connect(port).expect("connect");
@@ -89,7 +36,7 @@ fn read(c: &mut RawConn) -> ScsiResult {
 
 #[test]
 fn alua_state_set_by_admin_is_reported_enforced_and_persisted() {
-    let d = dir("e2e");
+    let d = dir("alua", "e2e");
     let cfg = d.join("shardtgt.toml");
     let sock = d.join("adm.sock");
     let (p1, p2) = (free_port(), free_port());
