@@ -127,6 +127,11 @@ pub trait ConnFactory: Clone + Send + 'static {
     type Conn: ConnCore;
     /// A new connection (login phase) for a freshly accepted socket.
     fn open(&mut self, targets: &Arc<TargetSet>, info: ConnInfo, now_ms: u64) -> Self::Conn;
+    /// The write-buffer counters of the connections this factory opened
+    /// (read once per reactor loop, published in the shard's stats).
+    fn write_buffers(&self) -> crate::stats::WriteBufferStats {
+        crate::stats::WriteBufferStats::default()
+    }
 }
 
 /// Makes real [`Connection`]s sharing one session registry. Each clone (one
@@ -164,5 +169,14 @@ impl ConnFactory for CoreConns {
         let mut c = Connection::new(targets.clone(), self.registry.clone(), info, now_ms);
         c.set_write_budget(self.budget.clone());
         c
+    }
+    fn write_buffers(&self) -> crate::stats::WriteBufferStats {
+        let b = &self.budget;
+        crate::stats::WriteBufferStats {
+            held: b.held(),
+            peak: b.peak(),
+            waits: b.waits(),
+            data_timeouts: b.data_timeouts(),
+        }
     }
 }

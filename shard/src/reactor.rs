@@ -311,7 +311,7 @@ impl<F: ConnFactory> Reactor<F> {
             self.sweep_timers(now);
             self.drive_dirty();
             self.trim_after_closes(now);
-            self.local.publish(&self.shared.stats);
+            self.local.publish(&self.shared.stats, self.factory.write_buffers());
             if let Some(sd) = self.shutdown {
                 if self.conns.is_empty() {
                     info!(shard = self.id, "shard stopped");

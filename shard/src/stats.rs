@@ -26,6 +26,30 @@ pub struct ShardStats {
     pub backend_waits: AtomicU64,
     /// Reactor loop iterations.
     pub loops: AtomicU64,
+    /// Write-buffer budget of the shard's connections: bytes held now, the
+    /// most ever held, waits for budget, and connections dropped because
+    /// Data-Out they owed did not come in time ([`WriteBufferStats`]).
+    pub write_held: AtomicU64,
+    /// See [`ShardStats::write_held`].
+    pub write_peak: AtomicU64,
+    /// See [`ShardStats::write_held`].
+    pub write_waits: AtomicU64,
+    /// See [`ShardStats::write_held`].
+    pub data_timeouts: AtomicU64,
+}
+
+/// Write-buffer counters a connection factory reports for its shard
+/// (`ConnFactory::write_buffers`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct WriteBufferStats {
+    /// Bytes of write buffers held now.
+    pub held: u64,
+    /// The most bytes held at any one time.
+    pub peak: u64,
+    /// Times a command waited for budget.
+    pub waits: u64,
+    /// Connections dropped because Data-Out they owed did not come in time.
+    pub data_timeouts: u64,
 }
 
 /// A plain copy of [`ShardStats`].
@@ -47,6 +71,8 @@ pub struct StatsSnapshot {
     pub backend_waits: u64,
     /// See [`ShardStats::loops`].
     pub loops: u64,
+    /// See [`ShardStats::write_held`].
+    pub write: WriteBufferStats,
 }
 
 impl ShardStats {
@@ -61,6 +87,12 @@ impl ShardStats {
             backend_ops: self.backend_ops.load(Ordering::Relaxed),
             backend_waits: self.backend_waits.load(Ordering::Relaxed),
             loops: self.loops.load(Ordering::Relaxed),
+            write: WriteBufferStats {
+                held: self.write_held.load(Ordering::Relaxed),
+                peak: self.write_peak.load(Ordering::Relaxed),
+                waits: self.write_waits.load(Ordering::Relaxed),
+                data_timeouts: self.data_timeouts.load(Ordering::Relaxed),
+            },
         }
     }
 }
@@ -78,7 +110,11 @@ pub(crate) struct LocalStats {
 }
 
 impl LocalStats {
-    pub(crate) fn publish(&self, s: &ShardStats) {
+    pub(crate) fn publish(&self, s: &ShardStats, w: WriteBufferStats) {
+        s.write_held.store(w.held, Ordering::Relaxed);
+        s.write_peak.store(w.peak, Ordering::Relaxed);
+        s.write_waits.store(w.waits, Ordering::Relaxed);
+        s.data_timeouts.store(w.data_timeouts, Ordering::Relaxed);
         s.conns_live.store(self.conns_live, Ordering::Relaxed);
         s.conns_total.store(self.conns_total, Ordering::Relaxed);
         s.bytes_in.store(self.bytes_in, Ordering::Relaxed);

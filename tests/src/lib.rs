@@ -352,6 +352,13 @@ impl Target {
         self.spawned.as_ref().map(|s| s.child.id())
     }
 
+    /// One admin request line to the daemon this harness started (its
+    /// socket is next to its config); the response line. None for an
+    /// external target.
+    pub fn admin(&self, request: &str) -> Option<String> {
+        self.config_path().map(|c| admin_request(&c.with_extension("sock"), request))
+    }
+
     /// Path of the generated config file (None for an external target).
     pub fn config_path(&self) -> Option<&Path> {
         self.spawned.as_ref().map(|s| s.config.as_path())
@@ -745,12 +752,7 @@ impl DaemonProcess {
     /// Send one request line on the daemon's admin socket (next to its
     /// config) and return the response line.
     pub fn admin(&self, request: &str) -> String {
-        use std::io::{BufRead, BufReader, Write};
-        let mut s = std::os::unix::net::UnixStream::connect(self.config.with_extension("sock")).expect("admin socket");
-        s.write_all(format!("{request}\n").as_bytes()).expect("admin request");
-        let mut line = String::new();
-        BufReader::new(s).read_line(&mut line).expect("admin response");
-        line
+        admin_request(&self.config.with_extension("sock"), request)
     }
 
     /// How many times it was started.
@@ -825,4 +827,14 @@ impl Drop for DaemonProcess {
             }
         }
     }
+}
+
+/// Send `request` (one JSON line) on the admin socket `sock`; the response line.
+pub fn admin_request(sock: &Path, request: &str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).expect("admin socket");
+    s.write_all(format!("{request}\n").as_bytes()).expect("admin request");
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).expect("admin response");
+    line
 }

@@ -801,5 +801,23 @@ fn r2t_holders_are_bounded_by_their_share_and_dropped_at_the_timeout() {
         }
     }
     drop(conns);
+    // The admin socket's stats count the three drops and show the budget
+    // used at its peak and given back.
+    if let Some(stats) = t.admin(r#"{"op":"stats"}"#) {
+        let field = |name: &str| -> u64 {
+            stats
+                .split(&format!("\"{name}\":"))
+                .skip(1)
+                .map(|v| v.split([',', '}']).next().and_then(|n| n.trim().parse::<u64>().ok()).unwrap_or(0))
+                .sum()
+        };
+        assert_eq!(field("r2t_timeouts"), 3, "stats: {stats}");
+        // The peak is the budget, plus the good write's immediate data
+        // (at most FirstBurstLength, charged on arrival).
+        let budget = (BUDGET_MIB as u64) << 20;
+        assert!((budget..=budget + 65536).contains(&field("write_buffer_peak")), "stats: {stats}");
+        assert!(field("write_buffer_waits") > 0, "stats: {stats}");
+        assert_eq!(field("write_buffer_held"), 0, "every grant given back: {stats}");
+    }
     assert_healthy(&mut t, "R2T holders dropped at the solicited-data timeout");
 }

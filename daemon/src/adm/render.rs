@@ -134,17 +134,21 @@ pub fn stats(v: &Value) -> String {
         s(&v["portals"]),
         s(&v["sessions"])
     );
-    o.push_str("SHARD  CONNS  TOTAL  BYTES_IN      BYTES_OUT     BACKEND_OPS\n");
+    o.push_str("SHARD  CONNS  TOTAL  BYTES_IN      BYTES_OUT     BACKEND_OPS  WBUF_HELD   WBUF_PEAK   WBUF_WAITS  R2T_TIMEOUTS\n");
     for x in v["shards"].as_array().cloned().unwrap_or_default() {
         let _ = writeln!(
             o,
-            "{:<6} {:<6} {:<6} {:<13} {:<13} {}",
+            "{:<6} {:<6} {:<6} {:<13} {:<13} {:<12} {:<11} {:<11} {:<11} {}",
             s(&x["shard"]),
             s(&x["conns_live"]),
             s(&x["conns_total"]),
             s(&x["bytes_in"]),
             s(&x["bytes_out"]),
-            s(&x["backend_ops"])
+            s(&x["backend_ops"]),
+            s(&x["write_buffer_held"]),
+            s(&x["write_buffer_peak"]),
+            s(&x["write_buffer_waits"]),
+            s(&x["r2t_timeouts"])
         );
     }
     o

@@ -522,6 +522,10 @@ impl Control {
                     "bytes_out": s.bytes_out,
                     "backend_ops": s.backend_ops,
                     "backend_waits": s.backend_waits,
+                    "write_buffer_held": s.write.held,
+                    "write_buffer_peak": s.write.peak,
+                    "write_buffer_waits": s.write.waits,
+                    "r2t_timeouts": s.write.data_timeouts,
                 })
             })
             .collect();

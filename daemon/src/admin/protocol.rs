@@ -34,7 +34,7 @@
 //! | `chap_bind` / `chap_unbind` | `target`? (absent: discovery sessions), `user`, `outgoing`? | null |
 //! | `session_list` | — | `[{tsih, initiator, isid, target, peer, shard}]` |
 //! | `session_logout` | `tsih` | null |
-//! | `stats` | — | `{shards:[{shard, conns_live, conns_total, bytes_in, bytes_out, backend_ops}], sessions}` |
+//! | `stats` | — | `{shards:[{shard, conns_live, conns_total, bytes_in, bytes_out, backend_ops, backend_waits, write_buffer_held, write_buffer_peak, write_buffer_waits, r2t_timeouts}], sessions, targets, luns, portals}` |
 //! | `config_show` | — | `{path, toml}` (secrets replaced by `<set>`) |
 //! | `config_save` | — | `{path}` |
 //! | `config_reload` | — | `{changes:[…]}` |
