@@ -97,8 +97,15 @@ impl Registry {
 
     /// Open a new session for a leading login (TSIH 0). Any existing session
     /// with the same (initiator, ISID, target) is marked killed: that is
-    /// session reinstatement (RFC 7143 §6.3.5).
-    pub fn open(&self, initiator: &str, isid: Isid, target: &str) -> Result<SessionLease, OpenError> {
+    /// session reinstatement (RFC 7143 §6.3.5). `target_limit`: sessions the
+    /// target accepts at once (`None`: only the registry-wide limit).
+    pub fn open(
+        &self,
+        initiator: &str,
+        isid: Isid,
+        target: &str,
+        target_limit: Option<usize>,
+    ) -> Result<SessionLease, OpenError> {
         let key = (initiator.to_ascii_lowercase(), isid, target.to_ascii_lowercase());
         let mut inner = self.lock();
         let old: Vec<u16> = inner.by_tsih.iter().filter(|(_, e)| e.key == key).map(|(t, _)| *t).collect();
@@ -109,6 +116,12 @@ impl Registry {
         }
         if inner.by_tsih.len() >= self.max_sessions {
             return Err(OpenError::TooManySessions);
+        }
+        if let Some(limit) = target_limit {
+            // Only at login, under the registry lock: a scan is fine.
+            if inner.by_tsih.values().filter(|e| e.key.2 == key.2).count() >= limit {
+                return Err(OpenError::TooManySessions);
+            }
         }
         // TSIH 0 is reserved; skip values in use.
         let mut tsih = inner.next_tsih;
@@ -226,10 +239,10 @@ mod tests {
     #[test]
     fn reinstatement_kills_old_session() {
         let r = Registry::new(0);
-        let a = r.open("iqn.a", Isid(1), "iqn.t").unwrap();
-        let b = r.open("iqn.a", Isid(2), "iqn.t").unwrap();
+        let a = r.open("iqn.a", Isid(1), "iqn.t", None).unwrap();
+        let b = r.open("iqn.a", Isid(2), "iqn.t", None).unwrap();
         assert_ne!(a.tsih, b.tsih);
-        let a2 = r.open("IQN.A", Isid(1), "iqn.t").unwrap();
+        let a2 = r.open("IQN.A", Isid(1), "iqn.t", None).unwrap();
         assert!(a.is_killed());
         assert!(!b.is_killed());
         assert!(!a2.is_killed());
@@ -243,8 +256,8 @@ mod tests {
     #[test]
     fn list_and_kill() {
         let r = Registry::new(0);
-        let a = r.open("iqn.a", Isid(1), "iqn.t").unwrap();
-        let b = r.open("iqn.b", Isid(2), "").unwrap();
+        let a = r.open("iqn.a", Isid(1), "iqn.t", None).unwrap();
+        let b = r.open("iqn.b", Isid(2), "", None).unwrap();
         let l = r.list();
         assert_eq!(l.len(), 2);
         assert_eq!(l[0].tsih, a.tsih);
@@ -273,7 +286,22 @@ mod tests {
     #[test]
     fn limit_is_enforced() {
         let r = Registry::new(1);
-        let _a = r.open("iqn.a", Isid(1), "t").unwrap();
-        assert_eq!(r.open("iqn.b", Isid(1), "t").unwrap_err(), OpenError::TooManySessions);
+        let _a = r.open("iqn.a", Isid(1), "t", None).unwrap();
+        assert_eq!(r.open("iqn.b", Isid(1), "t", None).unwrap_err(), OpenError::TooManySessions);
+    }
+
+    #[test]
+    fn per_target_limit() {
+        let r = Registry::new(100);
+        let _a = r.open("iqn.a", Isid(1), "iqn.t1", Some(2)).unwrap();
+        let b = r.open("iqn.b", Isid(1), "IQN.T1", Some(2)).unwrap();
+        assert_eq!(r.open("iqn.c", Isid(1), "iqn.t1", Some(2)).unwrap_err(), OpenError::TooManySessions);
+        // Other targets and discovery are not counted against it.
+        let _d = r.open("iqn.c", Isid(1), "iqn.t2", Some(1)).unwrap();
+        let _e = r.open("iqn.c", Isid(2), "", None).unwrap();
+        // Reinstating a session of the target replaces it: not one more.
+        let _b2 = r.open("iqn.b", Isid(1), "iqn.t1", Some(2)).unwrap();
+        r.close(&b);
+        assert_eq!(r.open("iqn.c", Isid(1), "iqn.t1", Some(2)).unwrap_err(), OpenError::TooManySessions);
     }
 }

@@ -48,6 +48,9 @@ pub struct TargetConfig {
     /// CHAP accounts; `Some` makes CHAP mandatory for this target
     /// (RFC 7143 §12.1.3).
     pub chap: Option<crate::login::chap::ChapAccounts>,
+    /// Sessions this target accepts at once (`None`: only the daemon-wide
+    /// limit applies); one more login gets 0x0302 (out of resources).
+    pub max_sessions: Option<usize>,
 }
 
 impl TargetConfig {

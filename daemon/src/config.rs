@@ -187,6 +187,9 @@ pub struct TargetDef {
     /// ALUA state of target port groups (portal group tags), ascending by
     /// tag; a group not listed is active/optimized (SPC-4 §5.16).
     pub alua: Vec<(u16, AluaState)>,
+    /// Sessions this target accepts at once (`None`: only
+    /// `global.max_sessions` applies).
+    pub max_sessions: Option<usize>,
 }
 
 /// A validated configuration.
@@ -295,6 +298,7 @@ struct RawTarget {
     chap: Option<RawChap>,
     #[serde(default)]
     alua: std::collections::BTreeMap<String, Spanned<String>>,
+    max_sessions: Option<Spanned<i64>>,
     #[serde(default)]
     lun: Vec<RawLun>,
 }
@@ -582,6 +586,7 @@ pub fn to_core(t: &TargetDef, luns: Vec<LuConfig>, lun_indices: Vec<u16>) -> Tar
         lun_indices,
         acl: Acl { rules },
         chap: t.chap.as_ref().and_then(chap_to_core),
+        max_sessions: t.max_sessions,
     }
 }
 
@@ -1005,7 +1010,11 @@ impl Config {
                 });
             }
             luns.sort_by_key(|l| l.lun);
-            targets.push(TargetDef { name, tid, alias, luns, acl, chap, alua });
+            let max_sessions = match &t.max_sessions {
+                None => None,
+                Some(_) => Some(ctx.int(&t.max_sessions, "target.max_sessions", 1, 65_535, 0)? as usize),
+            };
+            targets.push(TargetDef { name, tid, alias, luns, acl, chap, alua, max_sessions });
         }
         // Targets without a tid get the next free ones, in file order.
         for i in 0..targets.len() {
@@ -1389,6 +1398,8 @@ mod tests {
         assert_err(&e, 2, "global.r2t_timeout_ms", "out of range 100..=3600000");
         let e = err("[global]\nr2t_timeout_ms = 3600001\n");
         assert_err(&e, 2, "global.r2t_timeout_ms", "out of range 100..=3600000");
+        let e = err("[[target]]\nname = \"iqn.2026-11.io.shardtgt:x\"\nmax_sessions = 0\n");
+        assert_err(&e, 3, "target.max_sessions", "out of range 1..=65535");
     }
 
     #[test]

@@ -89,6 +89,9 @@ pub fn to_toml(cfg: &Config) -> String {
             let rules: Vec<String> = t.acl.iter().map(|r| q(r)).collect();
             let _ = writeln!(o, "acl = [{}]", rules.join(", "));
         }
+        if let Some(n) = t.max_sessions {
+            let _ = writeln!(o, "max_sessions = {n}");
+        }
         if !t.alua.is_empty() {
             let states: Vec<String> = t.alua.iter().map(|(g, s)| format!("{g} = {}", q(s.name()))).collect();
             let _ = writeln!(o, "alua = {{ {} }}", states.join(", "));
@@ -186,6 +189,7 @@ acl = ["iqn.2026-11.test:init", "10.0.0.0/8", "::1"]
 [[target]]
 name = "iqn.2026-11.io.shardtgt:b"
 tid = 7
+max_sessions = 3
 "#;
 
     #[test]
@@ -193,6 +197,7 @@ tid = 7
         let c = Config::parse(SRC, "t").unwrap();
         assert_eq!(c.targets[0].tid, 1);
         assert_eq!(c.targets[1].tid, 7);
+        assert_eq!((c.targets[0].max_sessions, c.targets[1].max_sessions), (None, Some(3)));
         let text = to_toml(&c);
         let back = Config::parse(&text, "written").unwrap();
         assert_eq!(c, back, "{text}");

@@ -317,6 +317,44 @@ fn session_over_max_sessions_gets_out_of_resources() {
     assert!(d.terminate().is_some_and(|s| s.success()), "SIGTERM exit status");
 }
 
+#[test]
+fn session_over_a_targets_max_sessions_gets_out_of_resources() {
+    const MAX: usize = 2;
+    let dir = ScratchDir::new("churn-target-max");
+    let spec = TargetSpec::standard();
+    let mut d = DaemonProcess::start_in(dir.path(), |port| {
+        let name_line = format!("name = \"{}\"\n", spec.iqn);
+        let mut text = spec.to_toml(port).replacen(&name_line, &format!("{name_line}max_sessions = {MAX}\n"), 1);
+        // A second target without a limit of its own.
+        text += "\n[[target]]\nname = \"iqn.2026-11.io.shardtgt:other\"\n  [[target.lun]]\n  lun = 0\n  backend = \"null\"\n  size = \"1MiB\"\n";
+        text
+    });
+    let port = d.port();
+    let mut full: Vec<RawConn> = (0..MAX).map(|_| logged_in(port, &spec.iqn, INITIATOR)).collect();
+    let mut extra = RawConn::connect(port).expect("connect");
+    match extra.login(INITIATOR, Some(&spec.iqn)) {
+        Err(LoginError::Status(s, _)) => {
+            assert_eq!(LoginStatus(s), LoginStatus::OUT_OF_RESOURCES, "over the target's limit")
+        }
+        other => panic!("session #{} over the target's max_sessions={MAX}: {other:?}", MAX + 1),
+    }
+    drop(extra);
+    // The other target and discovery are not limited by it.
+    let mut other = logged_in(port, "iqn.2026-11.io.shardtgt:other", INITIATOR);
+    other.ping(b"other target");
+    let mut disc = RawConn::connect(port).expect("connect");
+    disc.login(INITIATOR, None).expect("discovery login");
+    assert!(disc.send_targets().iter().any(|(k, v)| k == "TargetName" && *v == spec.iqn));
+    // A freed slot can be used again.
+    full.pop().expect("one").logout();
+    let mut again = logged_in(port, &spec.iqn, INITIATOR);
+    again.ping(b"again");
+    for c in &mut full {
+        c.ping(b"still here");
+    }
+    d.assert_running("per-target max_sessions test");
+}
+
 /// Send a Task Management Function Request (immediate) and return its response code.
 fn tmf(c: &mut RawConn, function: u8, lun: u16, rtt: u32) -> u8 {
     let mut b = Bhs::default();

@@ -220,9 +220,10 @@ impl Connection {
         // Full feature phase: open (or reinstate) the session.
         let Some(neg) = ls.negotiator.as_ref() else { return Flow::Drop };
         let p = neg.params().clone();
-        let target_name =
-            ls.target.and_then(|i| self.targets.targets.get(i)).map_or("", |t| t.name.as_str()).to_string();
-        let lease = match self.registry.open(&p.initiator_name, ls.isid, &target_name) {
+        let target = ls.target.and_then(|i| self.targets.targets.get(i));
+        let target_name = target.map_or("", |t| t.name.as_str()).to_string();
+        let target_limit = target.and_then(|t| t.max_sessions);
+        let lease = match self.registry.open(&p.initiator_name, ls.isid, &target_name, target_limit) {
             Ok(l) => l,
             Err(OpenError::TooManySessions) => return self.login_fail(req, LoginStatus::OUT_OF_RESOURCES),
         };

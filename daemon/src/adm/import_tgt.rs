@@ -99,6 +99,7 @@ pub fn convert(src: &str, file: &str) -> Import {
                 acl: Vec::new(),
                 chap: None,
                 alua: Vec::new(),
+                max_sessions: None,
             };
             cur = Some((t, Vec::new(), LunBuild::default()));
             continue;

@@ -123,6 +123,7 @@ pub fn mutate(cfg: &Config, req: &Request) -> Result<Config, String> {
                 acl: Vec::new(),
                 chap: None,
                 alua: Vec::new(),
+                max_sessions: None,
             });
         }
         Request::TargetDelete { target, .. } => {
