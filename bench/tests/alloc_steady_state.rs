@@ -23,7 +23,7 @@ use shardtgt_core::pdu::{DataOut, LoginRequest, Pdu, ScsiCommand, Stage, TaskAtt
 use shardtgt_core::scsi::{BackendOp, BackendStatus, LuInfo};
 use shardtgt_core::serial::{CmdSn, StatSn};
 use shardtgt_core::session::Registry;
-use shardtgt_core::target::{Limits, LuConfig, Portal, TargetConfig, TargetSet};
+use shardtgt_core::target::{Limits, TargetSet};
 
 // ---- the counting allocator -------------------------------------------------
 
@@ -126,18 +126,7 @@ fn target_set(limits: Limits) -> Arc<TargetSet> {
         thin: false,
         deallocate: false,
     };
-    Arc::new(TargetSet {
-        targets: vec![TargetConfig {
-            name: TARGET.into(),
-            alias: None,
-            luns: vec![LuConfig { lun: 0, backend: 0, info, shared: Default::default() }],
-            lun_indices: vec![0],
-            ..Default::default()
-        }],
-        portals: vec![Portal { address: "127.0.0.1:3260".into(), tpgt: 1 }],
-        limits,
-        ..Default::default()
-    })
+    Arc::new(TargetSet::single_lu(TARGET, info, limits))
 }
 
 struct Rig {

@@ -135,6 +135,23 @@ pub struct TargetSet {
 }
 
 impl TargetSet {
+    /// One target `name` serving one LU `info` as LUN 0 (backend slot 0,
+    /// fresh shared state) behind one portal, 127.0.0.1:3260 with TPGT 1:
+    /// the configuration tests, fuzzers and benches drive a connection with.
+    pub fn single_lu(name: &str, info: LuInfo, limits: Limits) -> TargetSet {
+        TargetSet {
+            targets: vec![TargetConfig {
+                name: name.into(),
+                luns: vec![LuConfig { lun: 0, backend: 0, info, shared: Arc::default() }],
+                lun_indices: vec![0],
+                ..TargetConfig::default()
+            }],
+            portals: vec![Portal { address: "127.0.0.1:3260".into(), tpgt: 1 }],
+            limits,
+            discovery_chap: None,
+        }
+    }
+
     /// Find a target by name (iSCSI names compare case-insensitively after
     /// stringprep, RFC 7143 §4.2.7.2; we compare ASCII case-insensitively).
     pub fn target(&self, name: &str) -> Option<(usize, &TargetConfig)> {

@@ -12,7 +12,7 @@ use shardtgt_core::pdu::{LoginRequest, Pdu, Stage};
 use shardtgt_core::scsi::{BackendOp, BackendStatus, LuInfo};
 use shardtgt_core::serial::{CmdSn, StatSn};
 use shardtgt_core::session::Registry;
-use shardtgt_core::target::{Limits, LuConfig, Portal, TargetConfig, TargetSet};
+use shardtgt_core::target::{Limits, TargetSet};
 
 const TARGET: &str = "iqn.2026-11.io.shardtgt:fuzz";
 
@@ -34,18 +34,7 @@ fn set() -> Arc<TargetSet> {
         thin: false,
         deallocate: false,
     };
-    Arc::new(TargetSet {
-        targets: vec![TargetConfig {
-            name: TARGET.into(),
-            alias: None,
-            luns: vec![LuConfig { lun: 0, backend: 0, info, shared: Default::default() }],
-            lun_indices: vec![0],
-            ..Default::default()
-        }],
-        portals: vec![Portal { address: "127.0.0.1:3260".into(), tpgt: 1 }],
-        limits: Limits { queue_depth: 16, nop_interval_ms: 0, ..Limits::default() },
-        ..Default::default()
-    })
+    Arc::new(TargetSet::single_lu(TARGET, info, Limits { queue_depth: 16, nop_interval_ms: 0, ..Limits::default() }))
 }
 
 fn pump(conn: &mut Connection, disk: &mut [u8], bytes: &[u8]) {

@@ -13,7 +13,7 @@ use shardtgt_core::pdu::*;
 use shardtgt_core::scsi::{lba_status, BackendOp, BackendStatus, LuInfo};
 use shardtgt_core::serial::{CmdSn, StatSn};
 use shardtgt_core::session::Registry;
-use shardtgt_core::target::{Limits, LuConfig, Portal, TargetConfig, TargetSet};
+use shardtgt_core::target::{Limits, TargetSet};
 
 /// PDUs as received: header and data segment.
 pub type Pdus = Vec<(Pdu, Vec<u8>)>;
@@ -56,18 +56,7 @@ pub fn target_set_with(limits: Limits, thin: bool) -> Arc<TargetSet> {
         thin,
         deallocate: thin,
     };
-    Arc::new(TargetSet {
-        targets: vec![TargetConfig {
-            name: TARGET.into(),
-            alias: None,
-            luns: vec![LuConfig { lun: 0, backend: 0, info, shared: Default::default() }],
-            lun_indices: vec![0],
-            ..Default::default()
-        }],
-        portals: vec![Portal { address: "127.0.0.1:3260".into(), tpgt: 1 }],
-        limits,
-        ..Default::default()
-    })
+    Arc::new(TargetSet::single_lu(TARGET, info, limits))
 }
 
 /// Limits with small bursts so that tests see several PDUs per transfer.
